@@ -1,0 +1,56 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+# The README's two commands are `make demo` and `make test`; both install what they
+# need (scripts/setup.sh is idempotent and takes about a second when all is present).
+SHELL := /bin/bash
+.DEFAULT_GOAL := help
+
+VENV := .venv
+PYTHON := $(VENV)/bin/python
+QGIS_PROCESS := scripts/qgis_process
+VERSION := $(shell sed -n 's/^version=//p' metadata.txt)
+ZIP := dist/qgis_landcover-$(VERSION).zip
+# pytest-qgis starts QGIS in-process: give it a project-local profile, never the user's.
+TEST_ENV := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/.qgis/pytest-profile \
+	XDG_RUNTIME_DIR=$(CURDIR)/.qgis/runtime
+
+.PHONY: help setup demo test lint package bench train-demo clean
+
+help:
+	@echo "make demo    run the plugin's main job through qgis_process on the shipped sample"
+	@echo "make test    run the test suite (headless QGIS)"
+	@echo "make setup   install QGIS (Debian) and the Python requirements into .venv"
+	@echo "make package build $(ZIP) for QGIS's 'Install from ZIP'"
+	@echo "make lint    ruff"
+	@echo "make bench   benchmarks (bench/), printing measured ratios"
+	@echo "make train-demo  train a small model on the shipped patches and export it"
+
+setup:
+	@bash scripts/setup.sh
+
+demo: setup
+	@bash scripts/demo.sh
+
+test: setup
+	@mkdir -p .qgis/runtime && chmod 700 .qgis/runtime
+	$(TEST_ENV) $(PYTHON) -m pytest
+
+lint: setup
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+package: setup
+	@$(PYTHON) scripts/package.py --output $(ZIP)
+
+bench: setup
+	@bash scripts/setup.sh grass-core
+	@mkdir -p .qgis/runtime && chmod 700 .qgis/runtime
+	@for script in bench/bench_*.py; do \
+		[ -e "$$script" ] || continue; \
+		echo "== $$script"; $(TEST_ENV) $(PYTHON) "$$script" || exit 1; \
+	done
+
+train-demo: setup
+	@bash scripts/train_demo.sh
+
+clean:
+	rm -rf dist build .pytest_cache .ruff_cache .qgis

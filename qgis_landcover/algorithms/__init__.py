@@ -1,0 +1,18 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Processing algorithms of the ``landcover`` provider, one per module.
+
+Each module defines one ``QgsProcessingAlgorithm`` subclass whose
+``processAlgorithm`` converts parameters and delegates to :mod:`qgis_landcover.core`.
+"""
+
+from __future__ import annotations
+
+from qgis.core import QgsProcessingAlgorithm
+
+
+def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
+    """The algorithm classes the provider registers, in Toolbox order."""
+    # Imported here so that importing the package does not import every algorithm.
+    classes: list[type[QgsProcessingAlgorithm]] = []
+    # <algorithm registrations: keep one import + append per algorithm module>
+    return classes

@@ -1,0 +1,20 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Exceptions raised by the core.
+
+Algorithms turn :class:`LandcoverError` into ``QgsProcessingException`` with the same
+message, so every message here must make sense to a GIS user on its own.
+"""
+
+from __future__ import annotations
+
+
+class LandcoverError(Exception):
+    """Base class of every error the core raises on bad input or failed I/O."""
+
+
+class InputError(LandcoverError, ValueError):
+    """An input (raster, parameter string, file) is missing, malformed or unusable."""
+
+
+class CancelledError(LandcoverError):
+    """The caller asked to stop (e.g. the user pressed Cancel in QGIS)."""
