@@ -15,4 +15,13 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     # Imported here so that importing the package does not import every algorithm.
     classes: list[type[QgsProcessingAlgorithm]] = []
     # <algorithm registrations: keep one import + append per algorithm module>
+    from .download_model import DownloadModelAlgorithm
+
+    classes.append(DownloadModelAlgorithm)
+    from .agreement import AgreementAlgorithm
+
+    classes.append(AgreementAlgorithm)
+    from .sample_accuracy import SampleAccuracyAlgorithm
+
+    classes.append(SampleAccuracyAlgorithm)
     return classes

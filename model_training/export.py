@@ -1,0 +1,362 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Export a trained network to ONNX with the plugin's model contract.
+
+:func:`export_onnx` is the one export path (training and the CNTK conversion both use
+it): it writes the graph with dynamic batch / height / width, stores the contract in
+the ONNX metadata, checks that ONNX Runtime reproduces PyTorch on a sample and that the
+plugin core accepts the metadata, and only then moves the file into place.
+
+Command line (export a checkpoint of a run)::
+
+    python -m model_training.export --run runs/demo            # best (else last) weights
+    python -m model_training.export --checkpoint runs/demo/checkpoints/last.pt \\
+        --output model.onnx --fp16
+"""
+
+from __future__ import annotations
+
+import argparse
+import copy
+import json
+import platform
+import sys
+import warnings
+from collections.abc import Mapping, Sequence
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+
+from qgis_landcover.core.errors import LandcoverError
+from qgis_landcover.core.model_contract import ModelContract, read_contract, write_metadata
+from qgis_landcover.core.raster_io import atomic_output
+
+from .checkpoint import BEST, LAST, load_checkpoint
+from .config import Config, config_from_dict
+from .unet import UNet
+
+INPUT_NAME = "image"
+OUTPUT_NAME = "scores"
+
+
+class ExportError(LandcoverError):
+    """The exported model does not reproduce the PyTorch one, or breaks the contract."""
+
+
+class HalfPrecision(nn.Module):
+    """Runs ``model`` in float16 between float32 input and output, so the fp16 file
+    keeps the float32 interface the plugin feeds (half the weights' size)."""
+
+    def __init__(self, model: nn.Module) -> None:
+        super().__init__()
+        self.model = model.half()
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.model(x.half()).float()
+
+
+def plain_batchnorm(model: nn.Module) -> nn.Module:
+    """Replace ``SyncBatchNorm`` (training on GPUs) by ``BatchNorm2d`` with the same
+    parameters and statistics, in place; they compute the same thing at inference."""
+    for name, child in model.named_children():
+        if isinstance(child, nn.SyncBatchNorm):
+            plain = nn.BatchNorm2d(
+                child.num_features, child.eps, child.momentum, child.affine,
+                child.track_running_stats,
+            )  # fmt: skip
+            plain.load_state_dict(child.state_dict())
+            setattr(model, name, plain)
+        else:
+            plain_batchnorm(child)
+    return model
+
+
+def export_onnx(
+    model: nn.Module,
+    path: str | Path,
+    contract: ModelContract,
+    sample: torch.Tensor,
+    *,
+    fp16: bool = False,
+    opset: int = 17,
+    tolerance: float | None = None,
+) -> float:
+    """Write ``model`` to ``path`` as ONNX with ``contract`` in its metadata.
+
+    Args:
+        model: a network mapping (N, bands, H, W) float32 standardised input to
+            (N, classes, H - 2m, W - 2m) scores, m = ``contract.output_margin``. It is
+            copied; the caller's module (device, mode, precision) is not touched.
+        path: destination ``.onnx``; replaced only when every check passed.
+        contract: the metadata to store (validated again by reading it back).
+        sample: a real input batch (N, bands, H, W) for the ORT-vs-PyTorch check.
+        fp16: write a float16 variant (float32 input / output, half-size weights).
+        opset: ONNX opset.
+        tolerance: largest allowed absolute difference of the scores; default
+            ``1e-3`` (fp32) or ``5e-2`` (fp16) times ``max(1, max |score|)``.
+
+    Returns:
+        The maximum absolute difference between ONNX Runtime's scores and the float32
+        PyTorch model's on ``sample``.
+
+    Raises:
+        ExportError: the difference exceeds the tolerance, or the metadata does not
+            pass the plugin core's contract validation.
+    """
+    import onnxruntime
+
+    reference_model = plain_batchnorm(copy.deepcopy(model)).float().cpu().eval()
+    sample = sample.detach().float().cpu()
+    with torch.no_grad():
+        expected = reference_model(sample).numpy()
+    exported: nn.Module = reference_model
+    if fp16:
+        exported = HalfPrecision(copy.deepcopy(reference_model)).eval()
+    destination = Path(path)
+    with atomic_output(destination) as temporary:
+        dynamic = {0: "batch", 2: "height", 3: "width"}
+        with warnings.catch_warnings():
+            # The TorchScript exporter is deprecated in favour of the dynamo one, which
+            # needs onnxscript; for a plain CNN both give the same graph.
+            warnings.simplefilter("ignore")
+            torch.onnx.export(
+                exported,
+                (sample,),
+                str(temporary),
+                dynamo=False,
+                input_names=[INPUT_NAME],
+                output_names=[OUTPUT_NAME],
+                dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+                opset_version=opset,
+                do_constant_folding=True,
+            )
+        write_metadata(temporary, contract)
+        try:
+            read_contract(temporary)
+        except LandcoverError as error:
+            raise ExportError(f"The exported metadata is rejected: {error}") from error
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(
+            str(temporary), options, providers=["CPUExecutionProvider"]
+        )
+        (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: sample.numpy()})
+        if scores.shape != expected.shape:
+            raise ExportError(
+                f"ONNX Runtime returned shape {scores.shape}, PyTorch {expected.shape}."
+            )
+        difference = float(np.abs(scores.astype(np.float64) - expected).max())
+        scale = max(1.0, float(np.abs(expected).max()))
+        limit = tolerance if tolerance is not None else (5e-2 if fp16 else 1e-3) * scale
+        if not difference <= limit:
+            raise ExportError(
+                f"ONNX Runtime differs from PyTorch by {difference:.3g} (allowed {limit:.3g})."
+            )
+    return difference
+
+
+def build_contract(
+    config: Config,
+    mean: Sequence[float],
+    std: Sequence[float],
+    *,
+    metrics: Mapping[str, Any] | None = None,
+    provenance: Mapping[str, Any] | None = None,
+    output_margin: int = 0,
+) -> ModelContract:
+    """The contract of a model trained with ``config``: channel ``i`` is the ``i``-th
+    smallest class value; standardisation statistics as measured on the training data."""
+    values = config.class_values
+    labels = config.labels
+    contract_args: dict[str, Any] = {
+        "class_names": {i: labels.classes[v] for i, v in enumerate(values)},
+        "class_values": {i: v for i, v in enumerate(values)},
+        "class_colors": {i: labels.colors[v] for i, v in enumerate(values)}
+        if labels.colors
+        else {},
+        "band_names": list(config.data.band_names),
+        "resolution_cm": config.export.resolution_cm,
+        "tile_size": config.export.tile_size,
+        "tiles_overlap_percent": config.export.tiles_overlap_percent,
+        "output_margin": output_margin,
+        "nodata_channel": None,
+        "input_scale": config.normalization.input_scale,
+        "standardization_mean": [float(v) for v in mean],
+        "standardization_std": [float(v) for v in std],
+        "name": config.export.name,
+        "description": config.export.description,
+        "license": config.export.license,
+        "provenance": dict(provenance or {}),
+    }
+    contract = ModelContract(**contract_args)
+    card = model_card(contract, config, metrics or {}, provenance or {})
+    return ModelContract(**{**contract_args, "model_card": card})
+
+
+def model_card(
+    contract: ModelContract,
+    config: Config,
+    metrics: Mapping[str, Any],
+    provenance: Mapping[str, Any],
+) -> str:
+    """A Markdown model card: what the model expects, what it was trained on, how well
+    it did on its validation data, and its limits."""
+    lines = [
+        f"# {contract.name}",
+        "",
+        contract.description,
+        "",
+        "## Classes",
+        "",
+        "| channel | value | class | colour |",
+        "|---|---|---|---|",
+    ]
+    for channel, name in sorted(contract.class_names.items()):
+        color = contract.class_colors.get(channel, "")
+        lines.append(f"| {channel} | {contract.class_values[channel]} | {name} | {color} |")
+    mean = ", ".join(f"{v:.4f}" for v in contract.standardization_mean or [])
+    std = ", ".join(f"{v:.4f}" for v in contract.standardization_std or [])
+    lines += [
+        "",
+        "## Input",
+        "",
+        f"- Bands, in order: {', '.join(contract.band_names)}.",
+        f"- Resolution: {contract.resolution_cm:g} cm per pixel; tiles of "
+        f"{contract.tile_size} px with {contract.tiles_overlap_percent:g} % overlap.",
+        f"- Pixel values are multiplied by {contract.input_scale:.6g}, then standardised "
+        f"per band with mean [{mean}] and std [{std}] (measured on the training data).",
+        "- The output has the input's size (no margin is cropped).",
+        "",
+        "## Training",
+        "",
+        f"- Training data: {', '.join(provenance.get('training_data', [])) or 'see provenance'}.",
+        f"- Validation data: {', '.join(provenance.get('validation_data', [])) or 'none'}.",
+        f"- Label remap: {config.labels.remap}; ignored label values: "
+        f"{config.labels.ignore_values}.",
+        f"- U-Net, base width {config.model.base_width}, depth {config.model.depth}; "
+        f"loss {config.loss.name}; {provenance.get('steps', '?')} optimizer steps of "
+        f"{provenance.get('global_batch', '?')} patches of {config.data.patch_size} px "
+        f"on {provenance.get('world_size', '?')} process(es).",
+    ]
+    if metrics:
+        lines += ["", "## Validation (held-out pixels)", ""]
+        for key, label in (
+            ("overall_accuracy", "Overall accuracy"),
+            ("kappa", "Cohen's kappa"),
+            ("miou", "Mean IoU"),
+        ):
+            if key in metrics:
+                lines.append(f"- {label}: {metrics[key]:.4f}")
+        per_class = metrics.get("iou", {})
+        for channel, name in sorted(contract.class_names.items()):
+            value = per_class.get(str(contract.class_values[channel]))
+            text = "n/a (absent from the validation data)" if value is None else f"{value:.4f}"
+            lines.append(f"- IoU {name}: {text}")
+    lines += [
+        "",
+        "## Limits",
+        "",
+        "- Valid only for imagery like the training data (sensor, season, region, "
+        "resolution); accuracy elsewhere is unmeasured.",
+        "- Classes rare or absent in the validation data have no reliable accuracy.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
+def software_versions() -> dict[str, str]:
+    import onnx
+    import onnxruntime
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "onnx": onnx.__version__,
+        "onnxruntime": onnxruntime.__version__,
+    }
+
+
+def export_checkpoint(
+    checkpoint: Path,
+    output: Path,
+    *,
+    fp16: bool = False,
+    sample: torch.Tensor | None = None,
+) -> tuple[Path, float]:
+    """Export the weights of a training checkpoint with the contract recorded in it.
+
+    Returns:
+        (written path, max abs difference ORT vs PyTorch).
+    """
+    state = load_checkpoint(checkpoint)
+    config = config_from_dict(state["config"])
+    statistics = state["statistics"]
+    model = build_model(config)
+    model.load_state_dict(state["model"])
+    if sample is None:
+        sample = example_input(config, seed=config.train.seed)
+    contract = build_contract(
+        config,
+        statistics["mean"],
+        statistics["std"],
+        metrics=state.get("metrics") or {},
+        provenance=json.loads(state.get("provenance", "{}")),
+    )
+    difference = export_onnx(model, output, contract, sample, fp16=fp16, opset=config.export.opset)
+    return output, difference
+
+
+def build_model(config: Config) -> UNet:
+    """The network ``config`` describes."""
+    return UNet(
+        in_channels=len(config.data.bands),
+        num_classes=len(config.class_values),
+        base_width=config.model.base_width,
+        depth=config.model.depth,
+        max_width=config.model.max_width,
+    )
+
+
+def example_input(config: Config, seed: int = 0, batch: int = 2) -> torch.Tensor:
+    """Standard-normal input of one export tile (standardised data has that scale)."""
+    generator = torch.Generator().manual_seed(seed)
+    size = config.export.tile_size
+    return torch.randn(batch, len(config.data.bands), size, size, generator=generator)
+
+
+def timestamp() -> str:
+    return datetime.now(UTC).isoformat(timespec="seconds")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    source = parser.add_mutually_exclusive_group(required=True)
+    source.add_argument("--run", type=Path, help="run folder: export its best (else last) weights")
+    source.add_argument("--checkpoint", type=Path, help="checkpoint file to export")
+    parser.add_argument("--output", type=Path, help="ONNX file (default: <run>/model.onnx)")
+    parser.add_argument("--fp16", action="store_true", help="also write a float16 variant")
+    args = parser.parse_args(argv)
+    if args.run is not None:
+        best = args.run / "checkpoints" / BEST
+        checkpoint = best if best.is_file() else args.run / "checkpoints" / LAST
+        output = args.output or args.run / "model.onnx"
+    else:
+        checkpoint = args.checkpoint
+        output = args.output or checkpoint.with_suffix(".onnx")
+    try:
+        path, difference = export_checkpoint(checkpoint, output)
+        print(f"wrote {path} (ONNX Runtime vs PyTorch max abs difference {difference:.3g})")
+        if args.fp16:
+            half = output.with_name(output.stem + ".fp16.onnx")
+            path, difference = export_checkpoint(checkpoint, half, fp16=True)
+            print(f"wrote {path} (float16; max abs difference {difference:.3g})")
+    except LandcoverError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

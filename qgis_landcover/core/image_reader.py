@@ -1,0 +1,118 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Readers that deliver model-ready pixels on the model grid, with their validity.
+
+The classify pipeline reads through the :class:`ImageReader` protocol: GDAL-readable
+layers through :class:`GdalReader` (the file itself, or a warped VRT of it on the
+model grid), other QGIS layers (WMS / XYZ) through an adapter in the algorithm layer.
+A pixel is valid unless it is nodata in any model band, transparent (alpha or mask
+= 0), not finite, or 0 in every model band.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Protocol
+
+import numpy as np
+from osgeo import gdal
+
+from .band_mapping import BandInfo
+from .errors import InputError
+from .grid import Grid, Window
+from .raster_io import band_nodata, raster_grid, read_window
+from .tiling import reflect_pad
+
+gdal.UseExceptions()
+
+
+class ImageReader(Protocol):
+    """A source of the model's bands on the model grid.
+
+    ``read`` is only called with windows inside ``grid``; it returns the raw values of
+    the model's bands in the model's order, float32 (bands, rows, cols), and the
+    validity of each pixel, bool (rows, cols).
+    """
+
+    @property
+    def grid(self) -> Grid: ...
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]: ...
+
+
+def validity(raw: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
+    """Validity (rows, cols) of raw (bands, rows, cols) values: not 0 in every band,
+    not any band's nodata value, finite."""
+    valid = np.any(raw != 0, axis=0)
+    for band, value in enumerate(nodata):
+        if value is not None:
+            valid &= raw[band] != np.float32(value)
+    if raw.dtype.kind == "f":
+        valid &= np.all(np.isfinite(raw), axis=0)
+    return valid
+
+
+class GdalReader:
+    """:class:`ImageReader` over a GDAL dataset (the layer itself or a warped VRT).
+
+    Args:
+        dataset: the raster on the model grid.
+        bands: 1-based bands feeding the model, in the model's order.
+    """
+
+    def __init__(self, dataset: gdal.Dataset, bands: Sequence[int]) -> None:
+        self.dataset = dataset
+        self.bands = list(bands)
+        self._grid = raster_grid(dataset)
+        self.nodata = [band_nodata(dataset, b) for b in self.bands]
+        first = dataset.GetRasterBand(self.bands[0])
+        flags = first.GetMaskFlags()
+        # An alpha band or a mask file (per-dataset mask) is read; nodata values are
+        # compared directly, which is cheaper than reading GDAL's nodata mask.
+        self.mask_band = (
+            first.GetMaskBand()
+            if flags & gdal.GMF_PER_DATASET and not flags & gdal.GMF_NODATA
+            else None
+        )
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        raw = read_window(self.dataset, window, self.bands).astype(np.float32, copy=False)
+        valid = validity(raw, self.nodata)
+        if self.mask_band is not None:
+            try:
+                mask = self.mask_band.ReadAsArray(
+                    window.col_off, window.row_off, window.width, window.height
+                )
+            except RuntimeError as error:
+                raise InputError(f"Cannot read the layer's mask: {error}") from error
+            valid &= mask > 0
+        return raw, valid
+
+
+def read_padded(reader: ImageReader, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Read ``window``, which may reach past ``reader.grid``: the part inside is read,
+    the rest filled by reflection. Returns raw (bands, rows, cols) float32 and validity
+    (rows, cols) bool."""
+    grid = reader.grid
+    col0, row0 = max(window.col_off, 0), max(window.row_off, 0)
+    col1 = min(window.col_off + window.width, grid.width)
+    row1 = min(window.row_off + window.height, grid.height)
+    if col1 <= col0 or row1 <= row0:
+        raise ValueError(f"window {window} lies outside the readable grid")
+    raw, valid = reader.read(Window(col0, row0, col1 - col0, row1 - row0))
+    before = (row0 - window.row_off, col0 - window.col_off)
+    after = (window.row_off + window.height - row1, window.col_off + window.width - col1)
+    return reflect_pad(raw, before, after), reflect_pad(valid, before, after)
+
+
+def describe_gdal_bands(dataset: gdal.Dataset) -> list[BandInfo]:
+    """The bands of a GDAL dataset, for :func:`~.band_mapping.map_bands`."""
+    infos = []
+    for number in range(1, dataset.RasterCount + 1):
+        band = dataset.GetRasterBand(number)
+        color = gdal.GetColorInterpretationName(band.GetColorInterpretation()) or "undefined"
+        infos.append(BandInfo(number, band.GetDescription() or "", color.lower()))
+    return infos

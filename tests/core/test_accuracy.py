@@ -1,0 +1,132 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Statistics of a confusion matrix against GRASS r.kappa's test suite, scikit-learn
+and closed forms."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+from sklearn.metrics import cohen_kappa_score, f1_score, jaccard_score
+
+from qgis_landcover.core.accuracy import ORIENTATION, accuracy_statistics
+from qgis_landcover.core.confusion import ConfusionMatrix
+
+from ..conftest import TEST_DATA
+
+CASES = json.loads((TEST_DATA / "accuracy_cases.json").read_text(encoding="utf-8"))
+
+
+def _percent_or_none(values: list[float | None]) -> list[float | None]:
+    return [None if v is None else 100 * v for v in values]
+
+
+def _assert_close(actual: list[float | None], expected: list[float | None], tol: float) -> None:
+    assert len(actual) == len(expected)
+    for a, e in zip(actual, expected, strict=True):
+        if e is None:
+            assert a is None
+        else:
+            assert a == pytest.approx(e, abs=tol)
+
+
+def test_grass_r_kappa_case() -> None:
+    case = CASES["grass_r_kappa_case1"]
+    tol = case["tolerance"]
+    stats = accuracy_statistics(
+        np.array(case["matrix_rows_classification_cols_reference"]), case["cats"]
+    )
+    assert stats["observations"] == case["observations"]
+    assert stats["correct"] == case["correct"]
+    assert 100 * stats["overall_accuracy"] == pytest.approx(
+        case["overall_accuracy_percent"], abs=tol
+    )
+    assert stats["kappa"] == pytest.approx(case["kappa"], abs=tol / 100)
+    assert stats["kappa_variance"] == pytest.approx(case["kappa_variance"], abs=1e-6)
+    _assert_close(
+        _percent_or_none(stats["producers_accuracy"]), case["producers_accuracy_percent"], tol
+    )
+    _assert_close(_percent_or_none(stats["users_accuracy"]), case["users_accuracy_percent"], tol)
+    _assert_close(stats["conditional_kappa"], case["conditional_kappa"], tol)
+    assert stats["orientation"] == ORIENTATION
+
+
+def test_grass_r_kappa_no_agreement_case() -> None:
+    case = CASES["grass_r_kappa_case2_no_match"]
+    reference = np.repeat(
+        [int(k) for k in case["reference_counts"]], list(case["reference_counts"].values())
+    )
+    classification = np.full(reference.shape, 9)
+    cm = ConfusionMatrix(ignore_values=[])  # 0 is a class in this case, not no data
+    cm.update(classification, reference)
+    stats = cm.statistics()
+    assert stats["classes"] == case["cats"]
+    assert stats["observations"] == case["observations"]
+    assert stats["correct"] == case["correct"]
+    assert stats["overall_accuracy"] == case["overall_accuracy_percent"] / 100
+    assert stats["kappa"] == pytest.approx(case["kappa"], abs=1e-12)
+    nine = stats["classes"].index(9)
+    assert stats["row_totals"][nine] == case["classification_counts"]["9"]
+    assert stats["producers_accuracy"][nine] is None  # 9 never occurs in the reference
+    assert stats["users_accuracy"][nine] == 0.0
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_matches_sklearn(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    reference = rng.integers(1, 7, 2000)
+    # A classification that is right about 60 % of the time.
+    predicted = np.where(rng.random(2000) < 0.6, reference, rng.integers(1, 8, 2000))
+    cm = ConfusionMatrix()
+    cm.update(predicted, reference)
+    stats = cm.statistics()
+    classes = stats["classes"]
+    assert stats["kappa"] == pytest.approx(cohen_kappa_score(predicted, reference), abs=1e-12)
+    iou = jaccard_score(reference, predicted, labels=classes, average=None, zero_division=0)
+    f1 = f1_score(reference, predicted, labels=classes, average=None, zero_division=0)
+    np.testing.assert_allclose([v or 0.0 for v in stats["iou"]], iou, atol=1e-12)
+    np.testing.assert_allclose([v or 0.0 for v in stats["f1"]], f1, atol=1e-12)
+    present = np.isin(classes, reference)
+    assert stats["mean_iou"] == pytest.approx(float(np.mean(iou[present])), abs=1e-12)
+    assert stats["overall_accuracy"] == pytest.approx(float(np.mean(predicted == reference)))
+
+
+def test_disagreement_components() -> None:
+    # Pontius & Millones (2011): by hand, p = [[.5, .25], [0, .25]] has quantity
+    # (|.75 - .5| + |.25 - .5|) / 2 = .25 and no allocation disagreement.
+    stats = accuracy_statistics(np.array([[2, 1], [0, 1]]), [1, 2])
+    assert stats["quantity_disagreement"] == pytest.approx(0.25)
+    assert stats["allocation_disagreement"] == pytest.approx(0.0)
+    # Equal totals, all confusion swapped: only allocation, 2 min(.25, .25) per class / 2.
+    stats = accuracy_statistics(np.array([[1, 1], [1, 1]]), [1, 2])
+    assert stats["quantity_disagreement"] == pytest.approx(0.0)
+    assert stats["allocation_disagreement"] == pytest.approx(0.5)
+    rng = np.random.default_rng(8)
+    for _ in range(20):
+        matrix = rng.integers(0, 50, size=(5, 5))
+        stats = accuracy_statistics(matrix, [1, 2, 3, 4, 5])
+        total = stats["quantity_disagreement"] + stats["allocation_disagreement"]
+        assert total == pytest.approx(1 - stats["overall_accuracy"])
+
+
+def test_undefined_values_are_none_not_nan() -> None:
+    empty = accuracy_statistics(np.zeros((2, 2), dtype=np.int64), [1, 2])
+    for key in ("overall_accuracy", "kappa", "kappa_variance", "mean_iou", "mean_f1"):
+        assert empty[key] is None, key
+    for key in ("producers_accuracy", "users_accuracy", "iou", "f1", "conditional_kappa"):
+        assert empty[key] == [None, None], key
+    assert empty["observations"] == 0
+    # One identical class on both sides: chance agreement is total, kappa undefined.
+    single = accuracy_statistics(np.array([[10]]), [3])
+    assert single["overall_accuracy"] == 1.0
+    assert single["kappa"] is None
+    assert single["conditional_kappa"] == [None]
+    assert single["iou"] == [1.0]
+    for stats in (empty, single):
+        json.dumps(stats, allow_nan=False)  # raises on NaN / infinity
+
+
+def test_shape_must_match_classes() -> None:
+    with pytest.raises(ValueError, match=r"does not match"):
+        accuracy_statistics(np.zeros((2, 3)), [1, 2])

@@ -1,0 +1,296 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Converting the 2018 CNTK model without CNTK: reader, rebuild, ONNX export, accuracy.
+
+Oracles: the facts recorded in ``data/models/azure_2018_cntk/NOTES.md`` (variable and
+function counts; overall accuracy ~0.91 for a correct conversion and ~0.42 for the
+1-epoch control on the 8 real patches), the protobuf wire format (encoded by hand
+here), and exact identities (transposed images, repeated conversion).
+"""
+
+from __future__ import annotations
+
+import struct
+from collections import Counter
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from model_training import convert_cntk
+from model_training.cntk_model import (
+    Azure2018UNet,
+    lower_graph,
+    match_network,
+)
+from model_training.cntk_model import load_cntk_network as load_network
+from model_training.cntk_protobuf import CntkFormatError, load_graph, parse_model_bytes
+from model_training.export import ExportError
+from qgis_landcover.core.model_contract import read_contract
+
+from ..conftest import DATA, ROOT
+
+CNTK = DATA / "models" / "azure_2018_cntk"
+TRAINED = CNTK / "250epochs.model"
+CONTROL = CNTK / "1epoch.model"
+SHIPPED = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
+
+
+@pytest.fixture(autouse=True)
+def _few_threads() -> None:
+    torch.set_num_threads(2)
+
+
+@pytest.fixture(scope="module")
+def trained() -> Azure2018UNet:
+    return load_network(TRAINED)[0]
+
+
+@pytest.fixture(scope="module")
+def patches() -> convert_cntk.Patches:
+    return convert_cntk.load_patches()
+
+
+# --- the protobuf reader -----------------------------------------------------------------
+
+
+def _varint(value: int) -> bytes:
+    out = bytearray()
+    while True:
+        byte, value = value & 0x7F, value >> 7
+        out.append(byte | (0x80 if value else 0))
+        if not value:
+            return bytes(out)
+
+
+def _field(number: int, payload: bytes) -> bytes:
+    """A length-delimited field (wire type 2)."""
+    return _varint(number << 3 | 2) + _varint(len(payload)) + payload
+
+
+def _varint_field(number: int, value: int) -> bytes:
+    return _varint(number << 3) + _varint(value)
+
+
+def test_reader_decodes_hand_encoded_wire_format() -> None:
+    # Dictionary{version 1, data {"w": DictionaryValue{NDArrayView float [2, 3] = 0..5},
+    # "n": DictionaryValue{string "conv"}, "s": DictionaryValue{NDShape [4, 5]}}},
+    # field numbers from CNTK.proto.
+    floats = struct.pack("<6f", *range(6))
+    view = (
+        _varint_field(1, 1)  # data_type Float
+        + _field(3, _field(1, _varint(2) + _varint(3)))  # shape_dim, packed
+        + _field(4, _field(1, floats))  # float_values.value, packed
+    )
+    values = {
+        "w": _varint_field(2, 11) + _field(13, view),
+        "n": _varint_field(2, 6) + _field(8, b"conv"),
+        "s": _varint_field(2, 7) + _field(9, _field(1, _varint(4) + _varint(5))),
+    }
+    data = _varint_field(1, 1) + b"".join(
+        _field(2, _field(1, key.encode()) + _field(2, value)) for key, value in values.items()
+    )
+    parsed = parse_model_bytes(data)
+    assert parsed["n"] == "conv"
+    # Column-major storage: dims reversed, so element (i, j) is value i * 2 + j.
+    assert parsed["s"] == (5, 4)
+    np.testing.assert_array_equal(parsed["w"], np.arange(6, dtype=np.float32).reshape(3, 2))
+
+
+def test_reader_rejects_other_files(tmp_path: Path) -> None:
+    with pytest.raises(CntkFormatError):
+        parse_model_bytes(b"\xff\xff\xff not protobuf")
+    with pytest.raises(CntkFormatError):
+        load_graph(ROOT / "tests" / "data" / "accuracy_cases.json")
+
+
+@pytest.mark.parametrize("path", [TRAINED, CONTROL], ids=["250epochs", "1epoch"])
+def test_graph_counts_match_notes(path: Path) -> None:
+    graph = load_graph(path)
+    kinds = Counter(v.kind for v in graph.variables.values())
+    assert kinds["input"] == 1
+    assert graph.inputs[0].shape == (4, 256, 256)
+    assert len(graph.parameters) == 70
+    assert sum(v.value.size for v in graph.parameters if v.value is not None) == 314_373
+    assert len(graph.constants) == 51
+    assert len(graph.functions) == 138
+    blocks = Counter(f.block_op for f in graph.functions.values() if f.op == "Block")
+    assert blocks == {"Convolution": 25, "ConvolutionTranspose": 3, "BatchNormalization": 17}
+
+
+def test_list_prints_parameters_and_functions(capsys: pytest.CaptureFixture[str]) -> None:
+    assert convert_cntk.main(["--list", str(CONTROL)]) == 0
+    listing = capsys.readouterr().out
+    assert "parameters (70, 314,373 values)" in listing
+    assert "functions (138, 45 blocks)" in listing
+    assert "aggregate_variance" in listing
+    # The 1-epoch control names slice / reduce axes the newer way.
+    assert "sliceStrides" in listing and "axisVec" in listing
+    assert "not reachable" not in listing
+
+
+# --- the rebuild ----------------------------------------------------------------------------
+
+
+def test_rebuild_derives_the_2018_architecture(trained: Azure2018UNet) -> None:
+    config = trained.config
+    assert config.c_map == (64, 32, 32, 32)
+    assert config.num_stack_layers == 2
+    assert config.centred_channels == (0, 1, 2)
+    assert config.output_margin == 64
+    assert config.num_classes == 5
+    assert sum(p.numel() for p in trained.parameters()) == 314_373
+    # Weights come from the file, not from the initialiser.
+    reference = load_graph(TRAINED).variables
+    head_bias = next(v for v in reference.values() if v.name == "b" and v.shape == (5, 1, 1))
+    assert head_bias.value is not None
+    np.testing.assert_array_equal(trained.head.bias.detach().numpy(), head_bias.value.ravel())
+
+
+class _MiswiredNetwork(Azure2018UNet):
+    """The 2018 network with the first decoder skip taken from the wrong stage."""
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.centre(x)
+        r1 = self.stage1(self.stem(x))
+        r2 = self.stage2(r1)
+        r3 = self.stage3(r2)
+        r4 = self.stage4(r3)
+        o3 = torch.relu(self.lateral3(r3) + self.top3(self.up4(r4)))
+        o2 = torch.relu(self.lateral2(r2) + self.top2(self.up3(o3)))
+        o1 = torch.relu(self.lateral1(r1) + self.input_skip(x) + self.top1(self.up2(o2)))
+        return self.crop(torch.relu(self.head(o1)))
+
+
+def test_matching_rejects_a_network_wired_differently(trained: Azure2018UNet) -> None:
+    lowered = lower_graph(load_graph(TRAINED))
+    assert len(match_network(trained, lowered)) == 28 + 17 + 1  # convs, batch norms, centring
+    with pytest.raises(CntkFormatError, match="differs from the CNTK graph"):
+        match_network(_MiswiredNetwork(trained.config), lowered)
+
+
+def test_swapped_kernels_equal_running_on_transposed_images(trained: Azure2018UNet) -> None:
+    # The 2018 script trained on (band, cols, rows) arrays; the converter swaps every
+    # kernel so the network takes (band, rows, cols). The two must agree exactly.
+    stored, _ = load_network(TRAINED, transposed_images=False)
+    image = torch.rand(1, 4, 192, 192, generator=torch.Generator().manual_seed(0))
+    with torch.no_grad():
+        direct = trained(image)
+        via_transpose = stored(image.transpose(2, 3)).transpose(2, 3)
+    torch.testing.assert_close(direct, via_transpose, rtol=1e-4, atol=1e-4)
+
+
+def test_rebuild_is_deterministic(trained: Azure2018UNet) -> None:
+    again, _ = load_network(TRAINED)
+    first, second = trained.state_dict(), again.state_dict()
+    assert first.keys() == second.keys()
+    for key in first:
+        assert torch.equal(first[key], second[key]), key
+
+
+# --- conversion and accuracy on the real patches (NOTES.md: ~0.91, 1 epoch ~0.42) -------
+
+
+@pytest.fixture(scope="module")
+def conversion(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, convert_cntk.Conversion]:
+    output = tmp_path_factory.mktemp("converted") / "azure.onnx"
+    return output, convert_cntk.convert(TRAINED, output)
+
+
+@pytest.fixture
+def one_patch(tmp_path: Path) -> Path:
+    """A patch folder with one real patch: enough to check export mechanics quickly."""
+    folder = tmp_path / "patches"
+    folder.mkdir()
+    source = sorted(convert_cntk.PATCHES.glob("*.npz"))[0]
+    (folder / source.name).write_bytes(source.read_bytes())
+    return folder
+
+
+def test_converted_model_reaches_the_documented_accuracy(
+    conversion: tuple[Path, convert_cntk.Conversion],
+) -> None:
+    _, result = conversion
+    for scores in (result.torch_scores, result.onnx_scores):
+        assert scores.pixels == 8 * 128 * 128
+        assert 0.90 <= scores.overall_accuracy <= 0.92
+        # Patch 7, 85 % low vegetation, is the weak one at ~0.55; the others >= 0.84.
+        assert scores.per_patch_accuracy[7] == pytest.approx(0.55, abs=0.03)
+        assert min(scores.per_patch_accuracy[:7]) >= 0.84
+    assert result.onnx_scores.overall_accuracy == pytest.approx(
+        result.torch_scores.overall_accuracy, abs=1e-4
+    )
+
+
+def test_one_epoch_control_does_not(patches: convert_cntk.Patches) -> None:
+    control, _ = load_network(CONTROL)
+    scores = convert_cntk.score_patches(convert_cntk.torch_predictor(control), patches, 64)
+    assert 0.30 <= scores.overall_accuracy <= 0.50
+    assert scores.kappa < 0.1
+
+
+def test_scores_match_a_plain_count(patches: convert_cntk.Patches) -> None:
+    # Predict "tree" everywhere: overall accuracy is the tree share of labelled pixels.
+    def always_tree(images: np.ndarray) -> np.ndarray:
+        scores = np.zeros((len(images), 5, 128, 128), np.float32)
+        scores[:, 0] = 10.0  # the no-data channel must never win
+        scores[:, 2] = 1.0
+        return scores
+
+    scores = convert_cntk.score_patches(always_tree, patches, 64)
+    centre = patches.labels[:, 64:192, 64:192]
+    labelled = centre[(centre >= 1) & (centre <= 4)]
+    assert scores.overall_accuracy == pytest.approx(np.mean(labelled == 2))
+    assert scores.kappa == pytest.approx(0.0)
+
+
+def test_converted_model_carries_the_contract(
+    conversion: tuple[Path, convert_cntk.Conversion],
+    trained: Azure2018UNet,
+    patches: convert_cntk.Patches,
+) -> None:
+    output, result = conversion
+    assert result.max_abs_diff <= 1e-3
+    assert output.stat().st_size < 10 * 2**20
+    card = output.with_suffix(".md").read_text(encoding="utf-8")
+    assert f"Overall accuracy: **{result.onnx_scores.overall_accuracy:.3f}**" in card
+
+    contract = read_contract(output)
+    assert contract == result.contract
+    assert contract.class_names[1] == "water" and contract.nodata_channel == 0
+    assert contract.class_values == {c: c for c in range(5)}
+    assert contract.band_names == ["red", "green", "blue", "nir"]
+    assert (contract.resolution_cm, contract.tile_size, contract.output_margin) == (100, 256, 64)
+    assert contract.input_scale == 1 / 256
+    assert contract.standardization_mean is None
+    assert contract.model_card == card
+    assert contract.license == "MIT"
+
+    # ONNX Runtime on a batch of another tile size agrees with PyTorch.
+    images = patches.images[:2, :, :, :192] * np.float32(1 / 256)
+    onnx_scores = convert_cntk.onnx_predictor(output)(images)
+    torch_scores = convert_cntk.torch_predictor(trained)(images)
+    assert onnx_scores.shape == (2, 5, 128, 64)
+    np.testing.assert_allclose(onnx_scores, torch_scores, atol=1e-3)
+
+
+def test_conversion_is_deterministic_and_shipped(
+    conversion: tuple[Path, convert_cntk.Conversion],
+) -> None:
+    # A second, independent run of the conversion (the shipped files) gives the same
+    # bytes: the conversion is deterministic and the shipped model is up to date.
+    output, _ = conversion
+    regenerate = "regenerate with: python -m model_training.convert_cntk"
+    assert SHIPPED.read_bytes() == output.read_bytes(), regenerate
+    shipped_card = SHIPPED.with_suffix(".md").read_bytes()
+    assert shipped_card == output.with_suffix(".md").read_bytes(), regenerate
+    licence = (SHIPPED.parent / "LICENSE.azure_2018").read_text(encoding="utf-8")
+    assert "MIT License" in licence and "Microsoft Corporation" in licence
+
+
+def test_failed_check_leaves_no_output(tmp_path: Path, one_patch: Path) -> None:
+    output = tmp_path / "out" / "azure.onnx"
+    output.parent.mkdir()
+    with pytest.raises(ExportError, match="ONNX Runtime differs"):
+        convert_cntk.convert(TRAINED, output, patches_folder=one_patch, max_abs_diff=0.0)
+    assert list(output.parent.iterdir()) == []

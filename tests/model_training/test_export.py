@@ -1,0 +1,145 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The U-Net's shapes and size, and the ONNX export: ONNX Runtime reproduces PyTorch,
+the metadata passes the plugin core's contract validation, and the plugin's classifier
+runs the exported file on a real raster."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import onnx
+import pytest
+import torch
+
+from model_training.config import load_config
+from model_training.export import ExportError, build_contract, build_model, export_onnx
+from model_training.unet import UNet, count_parameters
+from qgis_landcover.core.classify import ClassifyOptions, classify
+from qgis_landcover.core.model_contract import ModelContract, read_contract
+from qgis_landcover.core.normalization import Normalizer
+from qgis_landcover.core.onnx_session import load_session
+from qgis_landcover.core.raster_io import open_raster, read_window
+
+from .tiny import MOSAIC_IMAGE, patch, tiny_config
+
+# Band statistics of the training patches (scaled units), as a trained model has them.
+MEAN = [0.45, 0.49, 0.42, 0.43]
+STD = [0.16, 0.13, 0.09, 0.14]
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def trained_like(model: torch.nn.Module, seed: int = 0) -> torch.nn.Module:
+    """Give batch norm non-trivial running statistics, as training would."""
+    generator = torch.Generator().manual_seed(seed)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):
+            module.running_mean.normal_(0, 0.5, generator=generator)
+            module.running_var.uniform_(0.5, 2.0, generator=generator)
+    return model.eval()
+
+
+def real_sample(contract: ModelContract, size: int) -> torch.Tensor:
+    """Two real NAIP windows, normalised the way the plugin normalises them."""
+    tiles = [np.load(patch(i))["arr_0"][0, 0:4, :size, :size].astype(np.float32) for i in (0, 3)]
+    return torch.from_numpy(Normalizer(contract)(np.stack(tiles)))
+
+
+@pytest.mark.parametrize("shape", [(1, 4, 64, 64), (2, 4, 70, 53), (1, 4, 16, 200)])
+def test_unet_output_has_the_input_size(shape: tuple[int, ...]) -> None:
+    model = UNet(base_width=4, depth=3, max_width=16).eval()
+    with torch.no_grad():
+        assert model(torch.zeros(shape)).shape == (shape[0], 4, *shape[2:])
+
+
+def test_default_model_is_well_under_10_mb_as_onnx(tmp_path: Path) -> None:
+    config = load_config(None, ["data.train=[x.csv]"])
+    model = trained_like(build_model(config))
+    contract = build_contract(config, MEAN, STD)
+    path = tmp_path / "default.onnx"
+    export_onnx(model, path, contract, real_sample(contract, 64))
+    size_mb = path.stat().st_size / 1e6
+    assert size_mb < 6.0, size_mb
+    assert size_mb == pytest.approx(count_parameters(model) * 4 / 1e6, rel=0.05)
+
+
+def test_export_round_trip(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    model = trained_like(build_model(config))
+    metrics = {"overall_accuracy": 0.9, "kappa": 0.8, "miou": 0.7, "iou": {"2": 0.8, "3": 0.6}}
+    contract = build_contract(
+        config, MEAN, STD, metrics=metrics, provenance={"training_data": ["p0.npz"]}
+    )
+    sample = real_sample(contract, 96)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    path = tmp_path / "model.onnx"
+    difference = export_onnx(model, path, contract, sample)
+    assert difference < 1e-4
+    for key, value in model.state_dict().items():  # the caller's model is untouched
+        assert torch.equal(value, before[key])
+
+    # The metadata passes the core's validation, read both ways, and says what we meant.
+    props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    assert ModelContract.from_metadata_props(props) == contract
+    read = read_contract(path)
+    assert read == contract
+    assert read.class_names == {0: "water", 1: "tree canopy", 2: "low vegetation",
+                                3: "barren and impervious"}  # fmt: skip
+    assert read.class_values == {0: 1, 1: 2, 2: 3, 3: 4}
+    assert read.standardization_mean == MEAN and read.standardization_std == STD
+    assert read.input_scale == pytest.approx(1 / 255)
+    assert read.output_margin == 0 and read.nodata_channel is None
+    assert "Overall accuracy: 0.9000" in read.model_card
+    assert read.provenance["training_data"] == ["p0.npz"]
+
+    # ONNX Runtime through the plugin's own session, on a size other than the sample's.
+    session = load_session(path, "cpu")
+    other = real_sample(contract, 48)
+    with torch.no_grad():
+        expected = model(other).numpy()
+    np.testing.assert_allclose(session.run(other.numpy()), expected, atol=1e-4)
+
+
+def test_fp16_variant_is_smaller_and_close(tmp_path: Path) -> None:
+    config = load_config(None, ["data.train=[x.csv]"])
+    model = trained_like(build_model(config), seed=1)
+    contract = build_contract(config, MEAN, STD)
+    sample = real_sample(contract, 64)
+    full, half = tmp_path / "m.onnx", tmp_path / "m.fp16.onnx"
+    export_onnx(model, full, contract, sample)
+    difference = export_onnx(model, half, contract, sample, fp16=True)
+    with torch.no_grad():
+        scale = float(model(sample).abs().max())
+    assert 0 < difference < 0.05 * max(1.0, scale)
+    assert half.stat().st_size < 0.55 * full.stat().st_size
+    assert read_contract(half) == contract
+
+
+def test_failed_check_leaves_no_file(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    model = trained_like(build_model(config))
+    contract = build_contract(config, MEAN, STD)
+    path = tmp_path / "out" / "model.onnx"
+    path.parent.mkdir()
+    with pytest.raises(ExportError, match="differs from PyTorch"):
+        export_onnx(model, path, contract, real_sample(contract, 32), fp16=True, tolerance=0.0)
+    assert list(path.parent.iterdir()) == []
+
+
+def test_plugin_classifier_runs_the_exported_model(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    model = trained_like(build_model(config))
+    contract = build_contract(config, MEAN, STD)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, contract, real_sample(contract, 32))
+    output = tmp_path / "classes.tif"
+    result = classify(
+        MOSAIC_IMAGE, output, path, bands=[1, 2, 3, 4], options=ClassifyOptions(device="cpu")
+    )
+    assert result.pixels_classified == 1024 * 512
+    classes = read_window(open_raster(output), result.grid.full_window, 1)
+    assert set(np.unique(classes)) <= {1, 2, 3, 4}
