@@ -25,6 +25,7 @@ swapped kernels on an image equals running the stored kernels on its transpose.
 
 from __future__ import annotations
 
+import dataclasses
 import operator
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -649,3 +650,32 @@ def load_cntk_network(
     network = Azure2018UNet(config_from_graph(lowered))
     load_weights(network, lowered, transposed_images)
     return network.eval(), graph
+
+
+# --- For the training pipeline ----------------------------------------------------------
+
+
+class Azure2018Classes(nn.Module):
+    """The 2018 network shaped like the training pipeline's models: (N, 4, H, W) input
+    (DN / 256, i.e. ``input_scale`` 1/256 without standardisation) -> (N, K, H, W) scores
+    for the K real classes: no output crop, the no-data channel 0 dropped."""
+
+    def __init__(self, network: Azure2018UNet) -> None:
+        super().__init__()
+        if network.config.output_margin != 0:
+            config = dataclasses.replace(network.config, output_margin=0)
+            network.config, network.crop = config, CenterCrop(0)
+        self.network = network
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.network(x)[:, 1:]
+
+
+def azure2018_for_training(weights: str | Path | None = None) -> Azure2018Classes:
+    """The 2018 network for fine-tuning (``weights``: a CNTK ``.model`` file, e.g.
+    ``data/models/azure_2018_cntk/250epochs.model``) or for training from scratch
+    (``None``: PyTorch's default initialisation)."""
+    if weights is None:
+        return Azure2018Classes(Azure2018UNet())
+    network, _ = load_cntk_network(weights)
+    return Azure2018Classes(network.train())

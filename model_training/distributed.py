@@ -8,6 +8,7 @@ the few collectives the training loop needs.
 
 from __future__ import annotations
 
+import hashlib
 import os
 from dataclasses import dataclass
 from datetime import timedelta
@@ -79,6 +80,27 @@ def broadcast_object(value: Any, context: Context) -> Any:
     holder = [value if context.is_main else None]
     dist.broadcast_object_list(holder, src=0, device=context.device)
     return holder[0]
+
+
+def gather_object(value: Any, context: Context) -> list[Any]:
+    """Every rank's ``value``, in rank order, on every rank."""
+    if not context.distributed:
+        return [value]
+    gathered: list[Any] = [None] * context.world_size
+    dist.all_gather_object(gathered, value)
+    return gathered
+
+
+def state_digest(model: nn.Module) -> str:
+    """SHA-256 of every parameter and buffer, bit for bit: equal digests on all ranks
+    prove the replicas are identical."""
+    digest = hashlib.sha256()
+    for name, tensor in sorted(model.state_dict().items()):
+        digest.update(name.encode())
+        digest.update(
+            tensor.detach().cpu().contiguous().reshape(-1).view(torch.uint8).numpy().tobytes()
+        )
+    return digest.hexdigest()
 
 
 def barrier(context: Context) -> None:

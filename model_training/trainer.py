@@ -480,6 +480,9 @@ class Trainer:
         writes ``metrics.json`` and the summary plot."""
         if self.sample_log is not None:
             self.sample_log.close()
+        digests = distributed.gather_object(distributed.state_digest(self.model), self.context)
+        if len(set(digests)) > 1 and self.context.is_main:
+            print("warning: the model replicas differ between ranks", flush=True)
         result = RunResult(self.run_dir, self.step, None, dict(self.last_metrics))
         if self.context.is_main:
             assert self.log is not None
@@ -514,6 +517,7 @@ class Trainer:
                 "best_step": self.best_step,
                 "validation": metrics,
                 "onnx_max_abs_difference": difference,
+                "replica_digests": digests,
                 "summary_plot": str(plot) if plot else None,
             }
             (self.run_dir / "metrics.json").write_text(json.dumps(summary, indent=2) + "\n")

@@ -15,6 +15,9 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     # Imported here so that importing the package does not import every algorithm.
     classes: list[type[QgsProcessingAlgorithm]] = []
     # <algorithm registrations: keep one import + append per algorithm module>
+    from .classify import ClassifyAlgorithm
+
+    classes.append(ClassifyAlgorithm)
     from .download_model import DownloadModelAlgorithm
 
     classes.append(DownloadModelAlgorithm)

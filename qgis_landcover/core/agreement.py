@@ -188,9 +188,10 @@ def assess_agreement(
     window, bounds = compared_area(classified_grid, reference_grid, extent)
     target = classified_grid.window_grid(window)
     warnings: list[str] = []
-    reference_source, reference_band_number, reference_window, resampled = _reference_source(
+    warped, reference_window = _reference_source(
         reference, reference_grid, target, progress, warnings
     )
+    resampled = warped is not None
 
     confusion = ConfusionMatrix(
         predicted=ClassRule.build(classified_remap, classified.nodata_values()),
@@ -207,13 +208,16 @@ def assess_agreement(
         return classified.read(part)
 
     def read_reference(part: Window) -> np.ndarray:
-        band = reference_source.GetRasterBand(reference_band_number)
-        array = band.ReadAsArray(
+        shifted = Window(
             part.col_off - window.col_off + reference_window.col_off,
             part.row_off - window.row_off + reference_window.row_off,
             part.width,
             part.height,
         )
+        if warped is None:
+            return reference.read(shifted)
+        band = warped.GetRasterBand(1)
+        array = band.ReadAsArray(shifted.col_off, shifted.row_off, shifted.width, shifted.height)
         band.FlushCache()  # read once: keep GDAL's block cache from filling up
         return array
 
@@ -268,12 +272,12 @@ def _reference_source(
     target: Grid,
     progress: Progress,
     warnings: list[str],
-) -> tuple[gdal.Dataset, int, Window, bool]:
-    """Where to read the reference: (dataset, band, window matching ``target``,
-    resampled?). The file itself when aligned, else a nearest-neighbour warped VRT."""
+) -> tuple[gdal.Dataset | None, Window]:
+    """How to read the reference on ``target``: ``(None, window of the reference file)``
+    when the grids are aligned, else ``(nearest-neighbour warped VRT, its full window)``."""
     aligned = _aligned_window(reference_grid, target)
     if aligned is not None:
-        return reference.dataset, reference.band, aligned, False
+        return None, aligned
     progress.info(
         f"The reference ({crs_name(reference_grid.crs_wkt)}, pixel "
         f"{reference_grid.resolution[0]:g} x {reference_grid.resolution[1]:g}) differs from "
@@ -290,7 +294,7 @@ def _reference_source(
     if source.RasterCount > 1:
         # Warp only the class band (a virtual, in-memory selection of it).
         source = gdal.Translate("", source, format="VRT", bandList=[reference.band])
-    return warp_to_grid(source, target, "near"), 1, target.full_window, True
+    return warp_to_grid(source, target, "near"), target.full_window
 
 
 def _write_disagreement(

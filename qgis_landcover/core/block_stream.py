@@ -16,8 +16,8 @@ import numpy as np
 
 from .grid import Window
 
-TARGET_PIXELS = 1 << 22
-"""Pixels per window (about 4 million): large enough to amortise per-call overheads,
+TARGET_PIXELS = 1 << 21
+"""Pixels per window (about 2 million): large enough to amortise per-call overheads,
 small enough that a few uint8 / int64 temporaries stay in the tens of megabytes."""
 
 

@@ -13,6 +13,7 @@ from osgeo import gdal, osr
 
 from .errors import InputError
 from .grid import Grid, Window
+from .packed_tiff import PackedTiffBand
 from .raster_io import open_raster, raster_grid, read_window
 
 INTEGER_TYPES = {
@@ -33,12 +34,14 @@ class ClassBand:
         dataset: the open GDAL dataset.
         band: 1-based band number.
         role: how messages name it, e.g. ``"classified raster"``.
+        packed: the fast reader of 1, 2 or 4-bit GeoTIFF bands, when it applies.
     """
 
     path: str
     dataset: gdal.Dataset
     band: int
     role: str
+    packed: PackedTiffBand | None = None
 
     @property
     def grid(self) -> Grid:
@@ -68,6 +71,8 @@ class ClassBand:
         Meant for streaming: the blocks read are dropped from GDAL's block cache, which
         would otherwise grow to ``GDAL_CACHEMAX`` with blocks that are never read again.
         """
+        if self.packed is not None:
+            return self.packed.read(window)
         array = read_window(self.dataset, window, self.band)
         self.gdal_band.FlushCache()
         return array
@@ -145,7 +150,8 @@ def open_class_band(path: str | os.PathLike[str], band: int | None, role: str) -
             f"{gdal.GetDataTypeName(data_type)} values; class values must be integers. "
             "Choose an integer band, or convert the raster to an integer type first."
         )
-    return ClassBand(os.fspath(path), dataset, band, role)
+    packed = PackedTiffBand.open(os.fspath(path), dataset, band)
+    return ClassBand(os.fspath(path), dataset, band, role, packed)
 
 
 def crs_name(crs_wkt: str) -> str:

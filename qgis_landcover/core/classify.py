@@ -354,7 +354,7 @@ def run_pipeline(
     )
     plan = plan_tiles(window.width, window.height, tile_size, contract.output_margin, overlap)
     stripes = plan.stripes(options.stripe_width)
-    batch_size = _batch_size(session, options.batch_size)
+    batch_size = effective_batch_size(session, options.batch_size)
     total_tiles = sum(len(plan.ys) * len(s.tile_cols) for s in stripes)
     output_grid = reader.grid.window_grid(window)
     progress.info(
@@ -395,24 +395,25 @@ def run_pipeline(
                             writer.probabilities_in = looks_like_probabilities(scores)
                         tiles_run += batch.inputs.shape[0]
                     if not _put(writes, (batch.jobs, scores), stop):
-                        break  # the writer failed: its error is raised below
+                        break  # a stage failed: its error is raised below
                     tiles_done += len(batch.jobs)
                     progress.set_progress(100.0 * tiles_done / total_tiles)
                 _put(writes, _END, stop)
                 writer_stage.join()
-                if writer_stage.error is None and tiles_done != total_tiles:
-                    raise LandcoverError(
-                        f"Only {tiles_done} of {total_tiles} tiles were classified; "
-                        "the output was not written."
-                    )
             finally:
                 stop.set()
                 for stage in (reader_stage, writer_stage):
                     if stage is not None and stage.is_alive():
                         stage.join()
-            if writer_stage.error is not None:
-                raise writer_stage.error
+            for stage in (reader_stage, writer_stage):
+                if stage is not None and stage.error is not None:
+                    raise stage.error
             check_cancelled(progress)
+            if tiles_done != total_tiles:  # never expected: refuse a partial output
+                raise LandcoverError(
+                    f"Only {tiles_done} of {total_tiles} tiles were classified; "
+                    "the output was not written."
+                )
             writer.finish()
         finally:
             writer.close()
@@ -462,7 +463,9 @@ def checked_tile_size(session: ModelSession, requested: int | None) -> int:
     return requested
 
 
-def _batch_size(session: ModelSession, requested: int) -> int:
+def effective_batch_size(session: ModelSession, requested: int) -> int:
+    """Tiles per model call: the graph's fixed batch, else ``requested``, else 4 on the
+    CPU and 16 on a GPU."""
     if session.fixed_batch is not None:
         return session.fixed_batch
     if requested > 0:

@@ -302,6 +302,7 @@ def test_failure_midway_leaves_no_file(tmp_path: Path, naip: Path, model: Path) 
     session = load_session(model, "cpu")
     with pytest.raises(InputError, match="disk unplugged"):
         run_pipeline(reader, reader.grid.full_window, session, OutputPaths(existing))
+    reader.dataset = None  # close it now, not in the interpreter's final collection
     # The previous file is untouched and no temporary file is left.
     assert [p.name for p in out_dir.iterdir()] == ["classes.tif"]
     assert existing.read_bytes() == b"previous result"
@@ -346,7 +347,9 @@ def test_nodata_channel_is_excluded_and_values_mapped(tmp_path: Path, naip: Path
     path = pointwise_model(tmp_path / "m.onnx", weights, bias, contract=contract)
     classify(naip, tmp_path / "out.tif", path)
     image = read(naip).astype(int)
-    np.testing.assert_array_equal(read(tmp_path / "out.tif"), np.where(image[2] >= image[3], 10, 20))
+    np.testing.assert_array_equal(
+        read(tmp_path / "out.tif"), np.where(image[2] >= image[3], 10, 20)
+    )
     dataset = gdal.Open(str(tmp_path / "out.tif"))  # keep the dataset alive for its band
     band = dataset.GetRasterBand(1)
     assert band.GetNoDataValue() == 0  # GDAL 3.6 loads the .aux.xml names only after this

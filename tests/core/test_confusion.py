@@ -192,3 +192,27 @@ def test_bad_inputs() -> None:
     continuous = np.arange(MAX_DISTINCT_VALUES + 10, dtype=np.int32)
     with pytest.raises(InputError, match=r"continuous"):
         ConfusionMatrix().update(continuous, continuous)
+
+
+def test_blocks_dominated_by_one_pair_count_exactly() -> None:
+    # Mostly nodata (the shortcut for a dominant pair kicks in after the first block),
+    # then a block where another pair dominates, then diverse data.
+    rng = np.random.default_rng(12)
+    predicted = np.zeros((40, 500), dtype=np.uint8)
+    reference = np.full((40, 500), 15, dtype=np.uint8)
+    predicted[10:20], reference[10:20] = 2, 2
+    noisy = rng.random((40, 500)) < 0.1
+    predicted[noisy] = rng.integers(1, 7, int(noisy.sum()))
+    reference[noisy] = rng.integers(1, 7, int(noisy.sum()))
+    predicted[30:] = rng.integers(0, 7, (10, 500))
+    reference[30:] = rng.integers(1, 7, (10, 500))
+    rule = ClassRule.build(nodata=[15])
+    cm = ConfusionMatrix(reference=rule)
+    for rows in np.array_split(np.arange(40), 8):
+        cm.update(predicted[rows], reference[rows])
+    classes, matrix, ignored = oracle(
+        predicted, reference, ClassRule(), ClassRule.build({}, [15], [0])
+    )
+    assert cm.classes == classes
+    np.testing.assert_array_equal(cm.matrix, matrix)
+    assert cm.ignored == ignored

@@ -30,7 +30,7 @@ def test_yaml_and_toml_give_the_same_config(tmp_path: Path) -> None:
     )
     (tmp_path / "a.toml").write_text(
         '[data]\ntrain = ["x.csv"]\npatch_size = 64\n[train]\nepochs = 3\n'
-        '[labels.remap]\n5 = 4\n6 = 4\n'
+        "[labels.remap]\n5 = 4\n6 = 4\n"
     )
     from_yaml = load_config(tmp_path / "a.yaml")
     from_toml = load_config(tmp_path / "a.toml")
@@ -78,7 +78,7 @@ def test_bad_settings_are_named(override: str, message: str) -> None:
 
 
 def test_missing_training_data_is_an_error() -> None:
-    with pytest.raises(InputError, match="data.train lists no training data"):
+    with pytest.raises(InputError, match=r"data\.train lists no training data"):
         load_config(None, [])
 
 

@@ -85,7 +85,7 @@ def test_bad_entries_say_what_is_wrong(entry: object, message: str) -> None:
 
 def test_folder_image_without_label_is_named(tmp_path: Path) -> None:
     shutil.copy(MOSAIC_IMAGE, tmp_path / "b_naip.tif")
-    with pytest.raises(InputError, match="b_naip.tif has no label raster b_labels.tif"):
+    with pytest.raises(InputError, match=r"b_naip\.tif has no label raster b_labels\.tif"):
         resolve_pairs([str(tmp_path)])
 
 
@@ -135,7 +135,9 @@ def test_labels_on_another_grid_are_warped_nearest(tmp_path: Path) -> None:
 
 def test_npz_patch_reads_image_channels_and_label_channel() -> None:
     array = np.load(patch(0))["arr_0"][0]
-    source = NpzPatch(PairSpec(str(patch(0)), None, Window(8, 16, 100, 50)), MAPPER, [0, 1, 2, 3], 8)
+    source = NpzPatch(
+        PairSpec(str(patch(0)), None, Window(8, 16, 100, 50)), MAPPER, [0, 1, 2, 3], 8
+    )
     window = Window(5, 6, 20, 10)
     np.testing.assert_array_equal(source.read_image(window), array[0:4, 22:32, 13:33])
     np.testing.assert_array_equal(

@@ -35,7 +35,6 @@ def numpy_terms(logits: torch.Tensor, target: torch.Tensor) -> tuple[np.ndarray,
     log_probs = z - np.log(np.exp(z).sum(axis=1, keepdims=True))
     t = target.numpy()
     valid = t != IGNORE_INDEX
-    n, _, h, w = z.shape
     idx = np.nonzero(valid)
     log_p = log_probs[idx[0], t[valid], idx[1], idx[2]]
     return log_p, t[valid], np.exp(log_probs), valid
@@ -96,7 +95,7 @@ def test_focal_loss_matches_the_formula() -> None:
 
 def test_dice_cross_entropy_matches_the_formula() -> None:
     logits, target = batch(3)
-    log_p, classes, probs, valid = numpy_terms(logits, target)
+    log_p, _, probs, valid = numpy_terms(logits, target)
     t = target.numpy()
     dice = []
     for c in range(CLASSES):

@@ -1,0 +1,471 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``landcover:classify`` in QGIS: parameters, outputs, styling, extents in other CRSs,
+the provider (block API) path, bad input, and ``qgis_process``."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from osgeo import gdal
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsProcessingFeedback,
+    QgsProject,
+    QgsRasterLayer,
+    QgsRectangle,
+)
+
+from qgis_landcover.algorithms.classify import (
+    ClassifiedStyler,
+    ClassifyAlgorithm,
+    classify_with_provider,
+)
+from qgis_landcover.core.classified_output import OutputPaths
+from qgis_landcover.core.classify import ClassifyOptions
+from qgis_landcover.core.grid import Grid
+from qgis_landcover.core.onnx_session import clear_session_cache, load_session
+from qgis_landcover.core.progress import NullProgress
+from qgis_landcover.core.raster_io import raster_grid
+
+from ..conftest import DATA, qgis_process_json
+from ..onnx_models import contract_for, pointwise_model, pointwise_reference
+
+MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
+WEIGHTS = np.array(
+    [[1.0, -0.5, 0.0, 0.2], [-0.3, 1.0, -0.2, 0.1], [0.0, -0.4, 1.0, -0.1], [0.1, 0.0, -0.6, 0.5]]
+)
+
+Run = Callable[..., dict[str, Any]]
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.lines: list[str] = []
+
+    def pushInfo(self, info: str) -> None:
+        self.lines.append(info)
+        super().pushInfo(info)
+
+    def pushWarning(self, warning: str) -> None:
+        self.lines.append(warning)
+        super().pushWarning(warning)
+
+
+@pytest.fixture(autouse=True)
+def fresh_sessions() -> None:
+    clear_session_cache()
+
+
+@pytest.fixture
+def naip(tmp_path: Path) -> Path:
+    target = tmp_path / "naip.tif"
+    gdal.Translate(str(target), str(MOSAIC), srcWin=[200, 100, 260, 200])
+    return target
+
+
+@pytest.fixture
+def model(tmp_path: Path) -> Path:
+    return pointwise_model(
+        tmp_path / "model.onnx", WEIGHTS, contract=contract_for(4, input_scale=1 / 255)
+    )
+
+
+def read(path: str | Path) -> np.ndarray:
+    return gdal.Open(str(path)).ReadAsArray()
+
+
+def expected_classes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Closed-form classes of the pointwise model and the pixels float noise cannot flip."""
+    scores = pointwise_reference(image.astype(np.float64) / 255, WEIGHTS)
+    top2 = np.sort(scores, axis=0)[-2:]
+    return scores.argmax(axis=0) + 1, (top2[1] - top2[0]) > 1e-4
+
+
+def test_parameters_all_have_help() -> None:
+    algorithm = ClassifyAlgorithm()
+    algorithm.initAlgorithm()
+    names = [p.name() for p in algorithm.parameterDefinitions()]
+    assert names[:4] == ["INPUT", "EXTENT", "MODEL", "BANDS"]
+    for name in ("DEVICE", "BATCH_SIZE", "TILE_SIZE", "OVERLAP", "OUTPUT", "OUTPUT_CONFIDENCE"):
+        assert name in names
+    assert all(p.help() for p in algorithm.parameterDefinitions())
+    assert {o.name() for o in algorithm.outputDefinitions()} >= {
+        "EXECUTION_PROVIDER",
+        "PIXELS_CLASSIFIED",
+    }
+    assert algorithm.group() == "Classification" and algorithm.groupId() == "classification"
+
+
+def test_classify_writes_the_closed_form_and_reports(
+    run_algorithm: Run, tmp_path: Path, naip: Path, model: Path
+) -> None:
+    results = run_algorithm(
+        "classify",
+        {
+            "INPUT": str(naip),
+            "MODEL": str(model),
+            "DEVICE": "cpu",
+            "OUTPUT": str(tmp_path / "classes.tif"),
+            "OUTPUT_CONFIDENCE": str(tmp_path / "confidence.tif"),
+        },
+    )
+    assert results["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+    assert results["PIXELS_CLASSIFIED"] == 260 * 200
+    assert results["OUTPUT_PROBABILITIES"] is None
+    expected, sure = expected_classes(read(naip))
+    got = read(results["OUTPUT"])
+    np.testing.assert_array_equal(got[sure], expected[sure])
+    assert read(results["OUTPUT_CONFIDENCE"]).min() >= 1
+    assert (tmp_path / "classes.qml").exists()
+
+
+def test_extent_in_another_crs_is_reprojected(
+    run_algorithm: Run, tmp_path: Path, naip: Path, model: Path
+) -> None:
+    layer_crs = QgsCoordinateReferenceSystem("EPSG:26917")
+    wgs84 = QgsCoordinateReferenceSystem("EPSG:4326")
+    x0, _, _, y0, _, _ = gdal.Open(str(naip)).GetGeoTransform()
+    inner = QgsRectangle(x0 + 40.5, y0 - 150.0, x0 + 180.2, y0 - 30.7)
+    to_wgs84 = QgsCoordinateTransform(layer_crs, wgs84, QgsProject.instance())
+    geographic = to_wgs84.transformBoundingBox(inner)
+    extent = (
+        f"{geographic.xMinimum()!r},{geographic.xMaximum()!r},"
+        f"{geographic.yMinimum()!r},{geographic.yMaximum()!r} [EPSG:4326]"
+    )
+    results = run_algorithm(
+        "classify",
+        {"INPUT": str(naip), "MODEL": str(model), "EXTENT": extent, "OUTPUT": "TEMPORARY_OUTPUT"},
+    )
+    # Expected: QGIS's bounding box of the extent back in the layer CRS, snapped
+    # outward to the layer's pixels.
+    back = QgsCoordinateTransform(wgs84, layer_crs, QgsProject.instance()).transformBoundingBox(
+        geographic
+    )
+    grid = raster_grid(gdal.Open(str(naip)))
+    window = grid.window_for_bounds(
+        (back.xMinimum(), back.yMinimum(), back.xMaximum(), back.yMaximum())
+    )
+    output = gdal.Open(results["OUTPUT"])
+    assert raster_grid(output).geotransform == grid.window_grid(window).geotransform
+    assert (output.RasterXSize, output.RasterYSize) == (window.width, window.height)
+    expected, sure = expected_classes(read(naip))
+    rows = slice(window.row_off, window.row_off + window.height)
+    cols = slice(window.col_off, window.col_off + window.width)
+    got = output.ReadAsArray()
+    np.testing.assert_array_equal(got[sure[rows, cols]], expected[rows, cols][sure[rows, cols]])
+
+
+def test_bands_parameter_feeds_the_chosen_bands(
+    run_algorithm: Run, tmp_path: Path, naip: Path
+) -> None:
+    contract = contract_for(2, bands=("nir", "red"), input_scale=1 / 255)
+    model = pointwise_model(tmp_path / "m.onnx", np.eye(2), contract=contract)
+    results = run_algorithm(
+        "classify",
+        {"INPUT": str(naip), "MODEL": str(model), "BANDS": [3, 2], "OUTPUT": "TEMPORARY_OUTPUT"},
+    )
+    image = read(naip).astype(int)
+    np.testing.assert_array_equal(read(results["OUTPUT"]), np.where(image[2] >= image[1], 1, 2))
+
+
+def test_batch_runs_load_the_model_once(run_algorithm: Run, naip: Path, model: Path) -> None:
+    logs = []
+    for _ in range(3):
+        feedback = RecordingFeedback()
+        run_algorithm(
+            "classify",
+            {"INPUT": str(naip), "MODEL": str(model), "OUTPUT": "TEMPORARY_OUTPUT"},
+            feedback=feedback,
+        )
+        logs.append(feedback.lines)
+    assert [any("already loaded" in line for line in lines) for lines in logs] == [
+        False,
+        True,
+        True,
+    ]
+
+
+def test_output_opens_styled_with_class_names(
+    landcover_provider: Any, tmp_path: Path, naip: Path, model: Path
+) -> None:
+    import processing
+
+    project = QgsProject.instance()
+    before = set(project.mapLayers())
+    results = processing.runAndLoadResults(
+        "landcover:classify",
+        {"INPUT": str(naip), "MODEL": str(model), "OUTPUT": str(tmp_path / "styled.tif")},
+    )
+    added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
+    try:
+        (layer,) = [lay for lay in added if lay.source() == results["OUTPUT"]]
+        renderer = layer.renderer()
+        assert renderer.type() == "paletted"
+        labels = {c.value: c.label for c in renderer.classes()}
+        assert labels == {k + 1: f"class {k + 1}" for k in range(4)}
+    finally:
+        project.removeMapLayers([lay.id() for lay in added])
+
+
+def test_styler_applies_the_qml(tmp_path: Path, naip: Path, model: Path) -> None:
+    from qgis_landcover.core.classify import classify
+
+    classify(naip, tmp_path / "out.tif", model)
+    layer = QgsRasterLayer(str(tmp_path / "out.tif"), "out")
+    ClassifiedStyler.create(str(tmp_path / "out.qml")).postProcessLayer(
+        layer, QgsProcessingContext(), QgsProcessingFeedback()
+    )
+    assert layer.renderer().type() == "paletted"
+    assert layer.renderer().classes()[0].label == "class 1"
+
+
+def test_provider_block_path_equals_the_gdal_path(tmp_path: Path, naip: Path, model: Path) -> None:
+    from qgis_landcover.core.classify import classify
+
+    layer = QgsRasterLayer(str(naip), "naip")
+    assert layer.isValid()
+    session = load_session(model, "cpu")
+    classify(naip, tmp_path / "gdal.tif", session)
+    result = classify_with_provider(
+        layer,
+        session,
+        OutputPaths(tmp_path / "provider.tif"),
+        bounds=None,
+        bands=None,
+        options=ClassifyOptions(),
+        progress=NullProgress(),
+    )
+    assert result.pixels_classified == 260 * 200
+    np.testing.assert_array_equal(read(tmp_path / "provider.tif"), read(tmp_path / "gdal.tif"))
+    assert raster_grid(gdal.Open(str(tmp_path / "provider.tif"))) == Grid(
+        result.grid.crs_wkt, raster_grid(gdal.Open(str(naip))).geotransform, 260, 200
+    )
+
+
+@pytest.mark.parametrize(
+    ("change", "message"),
+    [
+        ({"INPUT": "rgb"}, r"needs 4 bands \(red, green, blue, nir\)"),
+        ({"EXTENT": "0,10,0,10 [EPSG:26917]"}, "does not overlap the layer"),
+        ({"MODEL": "not_onnx"}, "not an ONNX model"),
+        ({"MODEL": "wrong_classes"}, "class_names"),
+        ({"OUTPUT": "missing_folder"}, "folder does not exist"),
+        ({"DEVICE": "cuda"}, "DEVICE=cuda was requested"),
+    ],
+)
+def test_bad_input_raises_and_writes_nothing(
+    run_algorithm: Run,
+    tmp_path: Path,
+    naip: Path,
+    model: Path,
+    change: dict[str, str],
+    message: str,
+) -> None:
+    out_dir = tmp_path / "out"
+    out_dir.mkdir()
+    rgb = tmp_path / "rgb.tif"
+    gdal.Translate(str(rgb), str(naip), bandList=[1, 2, 3])
+    not_onnx = tmp_path / "text.onnx"
+    not_onnx.write_text("no model here")
+    wrong = pointwise_model(tmp_path / "wrong.onnx", WEIGHTS, contract=contract_for(5))
+    values = {
+        "rgb": str(rgb),
+        "not_onnx": str(not_onnx),
+        "wrong_classes": str(wrong),
+        "missing_folder": str(tmp_path / "nowhere" / "out.tif"),
+    }
+    parameters = {"INPUT": str(naip), "MODEL": str(model), "OUTPUT": str(out_dir / "out.tif")}
+    parameters.update({k: values.get(v, v) for k, v in change.items()})
+    with pytest.raises(QgsProcessingException, match=message):
+        run_algorithm("classify", parameters)
+    assert list(out_dir.iterdir()) == []
+
+
+def test_all_nodata_extent_warns_instead_of_failing(
+    run_algorithm: Run, tmp_path: Path, model: Path
+) -> None:
+    empty = tmp_path / "empty.tif"
+    gdal.Translate(str(empty), str(MOSAIC), srcWin=[0, 0, 64, 64], scaleParams=[[0, 255, 0, 0]])
+    feedback = RecordingFeedback()
+    results = run_algorithm(
+        "classify",
+        {"INPUT": str(empty), "MODEL": str(model), "OUTPUT": str(tmp_path / "out.tif")},
+        feedback=feedback,
+    )
+    assert results["PIXELS_CLASSIFIED"] == 0
+    assert np.all(read(results["OUTPUT"]) == 0)
+    assert any("no valid pixels" in line for line in feedback.lines)
+
+
+def test_qgis_process_run_json(tmp_path: Path, naip: Path, model: Path) -> None:
+    output = tmp_path / "cli.tif"
+    document = qgis_process_json(
+        "run",
+        "landcover:classify",
+        "--",
+        f"INPUT={naip}",
+        f"MODEL={model}",
+        "DEVICE=cpu",
+        f"OUTPUT={output}",
+    )
+    results = document["results"]
+    assert results["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+    assert results["PIXELS_CLASSIFIED"] == 260 * 200
+    expected, sure = expected_classes(read(naip))
+    np.testing.assert_array_equal(read(output)[sure], expected[sure])
+
+
+WEB_MERCATOR_HALF = 20037508.342789244  # half the Web Mercator world, metres
+ZOOM = 17
+Z17_PIXEL = 2 * WEB_MERCATOR_HALF / (256 * 2**ZOOM)  # Web Mercator units per tile pixel
+
+
+@pytest.fixture(scope="module")
+def xyz_tiles(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The mosaic's RGB as a local XYZ tile pyramid (zoom 17, PNG, 256 px tiles)."""
+    from osgeo_utils import gdal2tiles
+
+    folder = tmp_path_factory.mktemp("xyz") / "tiles"
+    gdal2tiles.main(
+        ["gdal2tiles", "--xyz", "-z", str(ZOOM), "-r", "near", "-w", "none", "-q",
+         "--processes=1", str(MOSAIC), str(folder)]
+    )  # fmt: skip
+    return folder
+
+
+def tile_pixels(folder: Path, cols: np.ndarray, rows: np.ndarray) -> np.ndarray:
+    """RGBA (4, rows, cols) of global zoom-17 pixel indices, read from the PNG tiles."""
+    out = np.zeros((4, rows.size, cols.size), dtype=np.uint8)
+    for tx in np.unique(cols // 256):
+        for ty in np.unique(rows // 256):
+            path = folder / str(ZOOM) / str(tx) / f"{ty}.png"
+            if not path.exists():
+                continue
+            tile = gdal.Open(str(path)).ReadAsArray()
+            c = np.nonzero(cols // 256 == tx)[0]
+            r = np.nonzero(rows // 256 == ty)[0]
+            out[:, r[:, None], c[None, :]] = tile[:, rows[r][:, None] % 256, cols[c][None, :] % 256]
+    return out
+
+
+def test_xyz_layer_is_read_through_the_provider(
+    run_algorithm: Run, tmp_path: Path, xyz_tiles: Path
+) -> None:
+    uri = f"type=xyz&url=file://{xyz_tiles}/{{z}}/{{x}}/{{y}}.png&zmin={ZOOM}&zmax={ZOOM}"
+    layer = QgsRasterLayer(uri, "xyz", "wms")
+    assert layer.isValid() and layer.dataProvider().bandCount() == 1  # one ARGB band
+    # An extent on zoom-17 pixel edges, inside the mosaic: in its middle tile.
+    xs = sorted(int(p.name) for p in (xyz_tiles / str(ZOOM)).iterdir())
+    ys = sorted(int(p.stem) for p in (xyz_tiles / str(ZOOM) / str(xs[0])).iterdir())
+    col0, row0 = xs[len(xs) // 2] * 256 + 50, ys[len(ys) // 2] * 256 + 50
+    width = height = 150
+    x0 = -WEB_MERCATOR_HALF + col0 * Z17_PIXEL
+    y1 = WEB_MERCATOR_HALF - row0 * Z17_PIXEL
+    extent = f"{x0!r},{x0 + width * Z17_PIXEL!r},{y1 - height * Z17_PIXEL!r},{y1!r} [EPSG:3857]"
+    # A model whose ground resolution is the tiles' at this latitude, so that the model
+    # grid is the tile grid.
+    latitude = np.degrees(2 * np.arctan(np.exp((y1 - height * Z17_PIXEL / 2) / 6378137.0)))
+    latitude -= 90.0
+    contract = contract_for(
+        3,
+        bands=("red", "green", "blue"),
+        input_scale=1 / 255,
+        resolution_cm=Z17_PIXEL * np.cos(np.radians(latitude)) * 100,
+    )
+    weights = WEIGHTS[:3, :3]
+    model = pointwise_model(tmp_path / "rgb.onnx", weights, contract=contract)
+    results = run_algorithm(
+        "classify",
+        {"INPUT": layer, "EXTENT": extent, "MODEL": str(model), "OUTPUT": "TEMPORARY_OUTPUT"},
+    )
+    output = gdal.Open(results["OUTPUT"])
+    assert output.RasterXSize == width and output.RasterYSize == height
+    ox, dx, _, oy, _, _ = output.GetGeoTransform()
+    assert dx == pytest.approx(Z17_PIXEL, rel=1e-9)
+    assert ox == pytest.approx(x0, abs=1e-3) and oy == pytest.approx(y1, abs=1e-3)
+    rgba = tile_pixels(xyz_tiles, np.arange(col0, col0 + width), np.arange(row0, row0 + height))
+    scores = pointwise_reference(rgba[:3].astype(np.float64) / 255, weights)
+    expected = scores.argmax(axis=0) + 1
+    expected[rgba[3] == 0] = 0
+    got = output.ReadAsArray()
+    assert (rgba[3] == 255).mean() > 0.9
+    # Exact wherever float noise cannot flip the class, nodata where the tiles are empty.
+    top2 = np.sort(scores, axis=0)[-2:]
+    sure = (top2[1] - top2[0] > 1e-4) & (rgba[3] == 255)
+    np.testing.assert_array_equal(got[sure], expected[sure])
+    assert np.all(got[rgba[3] == 0] == 0)
+
+
+MODEL3 = Path(__file__).resolve().parent / "data" / "classify_agreement.model3"
+LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
+
+
+def agreement_oracle(classified: np.ndarray, labels: np.ndarray) -> tuple[float, float]:
+    """Overall accuracy and Cohen's kappa over pixels with a class on both sides
+    (scikit-learn as the independent reference)."""
+    from sklearn.metrics import cohen_kappa_score
+
+    both = (classified != 0) & (labels != 0)
+    a, b = classified[both], labels[both]
+    return float(np.mean(a == b)), float(cohen_kappa_score(a, b))
+
+
+def test_modeler_chain_classify_then_agreement(
+    landcover_provider: Any, tmp_path: Path, naip: Path, model: Path
+) -> None:
+    import processing
+    from qgis.core import QgsProcessingModelAlgorithm
+
+    labels = tmp_path / "labels.tif"
+    gdal.Translate(str(labels), str(LABELS), srcWin=[200, 100, 260, 200])
+    chain = QgsProcessingModelAlgorithm()
+    assert chain.fromFile(str(MODEL3))
+    results = processing.run(
+        chain,
+        {
+            "imagery": str(naip),
+            "model": str(model),
+            "reference": str(labels),
+            "reference_remap": "",
+            "classify:land_cover": str(tmp_path / "land_cover.tif"),
+            "agreement:report": str(tmp_path / "report.html"),
+            "agreement:statistics": str(tmp_path / "statistics.json"),
+        },
+    )
+    numbers = results["CHILD_RESULTS"]["agreement"]
+    accuracy, kappa = agreement_oracle(read(tmp_path / "land_cover.tif"), read(labels))
+    assert numbers["OVERALL_ACCURACY"] == pytest.approx(accuracy, abs=1e-9)
+    assert numbers["KAPPA"] == pytest.approx(kappa, abs=1e-9)
+    assert results["CHILD_RESULTS"]["classify"]["PIXELS_CLASSIFIED"] == 260 * 200
+    assert (tmp_path / "report.html").exists() and (tmp_path / "land_cover.qml").exists()
+
+
+def test_modeler_chain_runs_in_qgis_process(tmp_path: Path, naip: Path, model: Path) -> None:
+    labels = tmp_path / "labels.tif"
+    gdal.Translate(str(labels), str(LABELS), srcWin=[200, 100, 260, 200])
+    document = qgis_process_json(
+        "run",
+        str(MODEL3),
+        "--",
+        f"imagery={naip}",
+        f"model={model}",
+        f"reference={labels}",
+        f"classify:land_cover={tmp_path / 'land_cover.tif'}",
+        f"agreement:report={tmp_path / 'report.html'}",
+        f"agreement:statistics={tmp_path / 'statistics.json'}",
+    )
+    # qgis_process prints the model's own outputs; the numbers are in the statistics.
+    assert document["results"]["agreement:statistics"] == str(tmp_path / "statistics.json")
+    statistics = json.loads((tmp_path / "statistics.json").read_text())
+    accuracy, kappa = agreement_oracle(read(tmp_path / "land_cover.tif"), read(labels))
+    assert statistics["overall_accuracy"] == pytest.approx(accuracy, abs=1e-9)
+    assert statistics["kappa"] == pytest.approx(kappa, abs=1e-9)

@@ -1,0 +1,146 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``landcover:sample_accuracy`` with validation points in another CRS than the map."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pytest
+from osgeo import gdal, ogr, osr
+from qgis.core import QgsProcessingException, QgsVectorLayer
+from sklearn.metrics import confusion_matrix
+
+from qgis_landcover.algorithms.sample_accuracy import class_code
+from qgis_landcover.core.area_estimation import area_adjusted_accuracy
+
+from ..conftest import DATA
+
+Run = Callable[..., dict[str, Any]]
+
+LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
+X0, Y0 = 580000.0, 4100000.0  # upper-left corner of the mosaic, EPSG:26917, 1 m pixels
+
+
+def labels() -> np.ndarray:
+    dataset = gdal.Open(str(LABELS))  # kept alive while its band is read
+    return dataset.GetRasterBand(1).ReadAsArray()
+
+
+def write_points(
+    path: Path, rows: np.ndarray, cols: np.ndarray, values: list[Any], field_type: int
+) -> Path:
+    """Pixel centres of the mosaic as a GeoPackage in EPSG:4326 with field ``ref``."""
+    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(26917)
+    geographic.ImportFromEPSG(4326)
+    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    to_geographic = osr.CoordinateTransformation(utm, geographic)
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = source.CreateLayer("points", geographic, ogr.wkbPoint)
+    layer.CreateField(ogr.FieldDefn("ref", field_type))
+    for row, col, value in zip(rows, cols, values, strict=True):
+        lon, lat, _ = to_geographic.TransformPoint(X0 + col + 0.5, Y0 - row - 0.5)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        if value is not None:
+            feature.SetField("ref", value)
+        point = ogr.Geometry(ogr.wkbPoint)
+        point.AddPoint_2D(lon, lat)
+        feature.SetGeometry(point)
+        layer.CreateFeature(feature)
+    source = None
+    return path
+
+
+def sample(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
+    array = labels()
+    rng = np.random.default_rng(seed)
+    picks = []
+    for value in np.unique(array):
+        rows, cols = np.nonzero(array == value)
+        chosen = rng.choice(len(rows), per_class, replace=False)
+        picks.append((rows[chosen], cols[chosen]))
+    return np.concatenate([p[0] for p in picks]), np.concatenate([p[1] for p in picks])
+
+
+def test_points_in_another_crs(run_algorithm: Run, tmp_path: Path) -> None:
+    rows, cols = sample(20, seed=7)
+    array = labels()
+    mapped = array[rows, cols].astype(int)
+    reference = mapped.copy()
+    reference[::5] = 2  # some points interpreted as tree canopy
+    values: list[Any] = reference.tolist()
+    values[3] = None  # a point without a reference value is skipped
+    points = write_points(tmp_path / "points.gpkg", rows, cols, values, ogr.OFTInteger)
+    results = run_algorithm(
+        "sample_accuracy",
+        {
+            "CLASSIFIED": str(LABELS),
+            "POINTS": str(points),
+            "REFERENCE_FIELD": "ref",
+            "OUTPUT_HTML": str(tmp_path / "report.html"),
+            "OUTPUT_JSON": str(tmp_path / "report.json"),
+        },
+    )
+    report = json.loads((tmp_path / "report.json").read_text(encoding="utf-8"))
+    keep = np.arange(len(rows)) != 3
+    classes, counts = np.unique(array[array != 0], return_counts=True)
+    classes = classes.tolist()
+    sample_counts = confusion_matrix(mapped[keep], reference[keep], labels=classes)
+    expected = area_adjusted_accuracy(sample_counts, counts.astype(float), classes)
+    assert report["area_adjusted"]["sample_counts"] == sample_counts.tolist()
+    assert results["OVERALL_ACCURACY"] == pytest.approx(expected["overall_accuracy"])
+    np.testing.assert_allclose(report["area_adjusted"]["area"], expected["area"])
+    np.testing.assert_allclose(report["area_adjusted"]["mapped_area_ha"], counts / 10_000)
+    assert report["points"]["used"] == len(rows) - 1
+    assert report["points"]["skipped_features"] == 1
+    html = (tmp_path / "report.html").read_text(encoding="utf-8")
+    assert "Olofsson" in html and "rows = classification (map)" in html
+
+
+def test_text_field_with_whole_numbers_and_a_memory_layer(
+    run_algorithm: Run, tmp_path: Path
+) -> None:
+    rows, cols = sample(5, seed=8)
+    truth = labels()[rows, cols]
+    points = write_points(
+        tmp_path / "text.gpkg", rows, cols, [f" {v} " for v in truth], ogr.OFTString
+    )
+    layer = QgsVectorLayer(f"{points}|layername=points", "points", "ogr")
+    assert layer.isValid()
+    results = run_algorithm(
+        "sample_accuracy",
+        {
+            "CLASSIFIED": str(LABELS),
+            "POINTS": layer,
+            "REFERENCE_FIELD": "ref",
+            "OUTPUT_HTML": str(tmp_path / "report.html"),
+        },
+    )
+    assert results["OVERALL_ACCURACY"] == 1.0
+
+
+def test_bad_points(run_algorithm: Run, tmp_path: Path) -> None:
+    rows, cols = sample(3, seed=9)
+    decimals = write_points(tmp_path / "decimals.gpkg", rows, cols, [2.0] * 8 + [1.5], ogr.OFTReal)
+    base = {"CLASSIFIED": str(LABELS), "OUTPUT_HTML": str(tmp_path / "out" / "r.html")}
+    with pytest.raises(QgsProcessingException, match=r"'1\.5' in field 'ref' is not an integer"):
+        run_algorithm(
+            "sample_accuracy", {**base, "POINTS": str(decimals), "REFERENCE_FIELD": "ref"}
+        )
+    with pytest.raises(QgsProcessingException, match=r"REFERENCE_FIELD|no field 'class'"):
+        run_algorithm(
+            "sample_accuracy", {**base, "POINTS": str(decimals), "REFERENCE_FIELD": "class"}
+        )
+    assert not (tmp_path / "out").exists()
+
+
+def test_class_code() -> None:
+    assert class_code(3) == 3 and class_code(3.0) == 3 and class_code(" -2 ") == -2
+    assert class_code(None) is None
+    for bad in (1.5, "x", "1.0", True):
+        with pytest.raises(ValueError):
+            class_code(bad)

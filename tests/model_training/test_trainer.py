@@ -1,0 +1,109 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""One in-process run end to end (files, logs, validation metrics against
+scikit-learn), the learning-rate schedule, and the command line's error handling."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+import yaml
+from sklearn.metrics import accuracy_score, cohen_kappa_score, jaccard_score
+
+from model_training.checkpoint import load_checkpoint
+from model_training.config import OptimConfig, load_config
+from model_training.export import build_model
+from model_training.trainer import lr_factor, resolve_amp, run
+from qgis_landcover.core.model_contract import read_contract
+from qgis_landcover.core.normalization import Normalizer
+
+from .tiny import patch, run_training, tiny_config
+
+
+@pytest.fixture(autouse=True)
+def _one_thread() -> None:
+    torch.set_num_threads(1)
+
+
+def test_run_writes_everything_and_validates_like_scikit_learn(tmp_path: Path) -> None:
+    run_dir = tmp_path / "run"
+    config = tiny_config(run_dir)
+    result = run(config)
+    assert result.steps == 12 and result.model_path == run_dir / "model.onnx"
+    for name in ("config.yaml", "train.csv", "val.csv", "summary.png", "metrics.json"):
+        assert (run_dir / name).is_file(), name
+    assert list((run_dir / "tensorboard").glob("events.out.tfevents.*"))
+    assert load_config(run_dir / "config.yaml") == config  # the resolved config is saved
+
+    # Recompute the best model's validation metrics independently: the PyTorch model
+    # over the validation window (the top-left 128 x 128 of patch 7), scikit-learn scores.
+    best = load_checkpoint(run_dir / "checkpoints" / "best.pt")
+    model = build_model(config)
+    model.load_state_dict(best["model"])
+    model.eval()
+    contract = read_contract(result.model_path)
+    array = np.load(patch(7))["arr_0"][0]
+    image = Normalizer(contract)(array[0:4, :128, :128].astype(np.float32)[None].copy())
+    truth = array[8, :128, :128].astype(int)
+    tiles = []
+    for row in range(0, 128, 32):  # the validation grid's 32 px windows
+        for col in range(0, 128, 32):
+            with torch.no_grad():
+                scores = model(torch.from_numpy(image[:, :, row : row + 32, col : col + 32]))
+            tiles.append((scores.argmax(1)[0].numpy(), truth[row : row + 32, col : col + 32]))
+    predicted = np.concatenate([t[0].ravel() for t in tiles]) + 1  # channel -> class value
+    reference = np.concatenate([t[1].ravel() for t in tiles])
+    reference = np.where(np.isin(reference, [5, 6]), 4, reference)
+    metrics = best["metrics"]
+    assert metrics["overall_accuracy"] == pytest.approx(accuracy_score(reference, predicted))
+    assert metrics["kappa"] == pytest.approx(cohen_kappa_score(reference, predicted), abs=1e-9)
+    present = sorted(set(reference))
+    ious = jaccard_score(reference, predicted, labels=present, average=None)
+    assert metrics["miou"] == pytest.approx(float(np.mean(ious)))
+    assert metrics["pixels"] == 128 * 128
+
+    summary = json.loads((run_dir / "metrics.json").read_text())
+    assert summary["validation"]["kappa"] == pytest.approx(metrics["kappa"])
+    assert summary["onnx_max_abs_difference"] < 1e-4
+    assert contract.provenance["metrics"]["kappa"] == pytest.approx(metrics["kappa"])
+    assert contract.provenance["config"]["train"]["steps_per_epoch"] == 6
+    assert contract.standardization_mean == pytest.approx(best["statistics"]["mean"])
+
+
+def test_learning_rate_schedule() -> None:
+    optim = OptimConfig(warmup_steps=10, min_lr_ratio=0.1, schedule="cosine")
+    total = 110
+    assert lr_factor(0, optim, total) == pytest.approx(0.1)  # warm-up: (step + 1) / 10
+    assert lr_factor(9, optim, total) == pytest.approx(1.0)
+    assert lr_factor(10, optim, total) == pytest.approx(1.0)  # cosine starts at the top
+    assert lr_factor(60, optim, total) == pytest.approx(0.1 + 0.9 * 0.5)  # halfway
+    assert lr_factor(110, optim, total) == pytest.approx(0.1)
+    assert lr_factor(35, optim, total) == pytest.approx(
+        0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * 0.25))
+    )
+    step = OptimConfig(warmup_steps=0, schedule="step", step_every=100, step_gamma=0.5)
+    assert [lr_factor(s, step, 1000) for s in (0, 99, 100, 250)] == [1.0, 1.0, 0.5, 0.25]
+
+
+def test_mixed_precision_is_off_on_cpu() -> None:
+    cpu = torch.device("cpu")
+    assert resolve_amp("auto", cpu) is None and resolve_amp("bf16", cpu) is None
+
+
+def test_command_line_errors_are_one_clear_line(tmp_path: Path) -> None:
+    completed = run_training("--config", str(tmp_path / "missing.yaml"), timeout=60)
+    assert completed.returncode == 2
+    assert completed.stderr.strip().endswith(
+        f"Configuration file not found: {tmp_path}/missing.yaml"
+    )
+    bad = tmp_path / "bad.yaml"
+    bad.write_text(yaml.safe_dump({"data": {"train": [str(tmp_path / "nothing.csv")]}}))
+    completed = run_training("--config", str(bad), "--set", f"train.run_dir={tmp_path}/r")
+    assert completed.returncode == 2
+    assert "error: Training data not found" in completed.stderr
+    completed = run_training("--resume", str(tmp_path / "no_run"), timeout=60)
+    assert completed.returncode == 2 and "Checkpoint not found" in completed.stderr
