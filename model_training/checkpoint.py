@@ -35,6 +35,17 @@ def load_checkpoint(path: Path, device: torch.device | str = "cpu") -> dict[str,
         raise InputError(f"Cannot read the checkpoint {path}: {error}") from error
 
 
+def model_weights(path: Path) -> dict[str, Any]:
+    """The model state dict in a checkpoint of a run, or in a plain state-dict file."""
+    state = load_checkpoint(path)
+    weights = state.get("model", state)
+    if not isinstance(weights, dict) or not all(
+        isinstance(v, torch.Tensor) for v in weights.values()
+    ):
+        raise InputError(f"{path} holds no model weights.")
+    return weights
+
+
 def resolve_checkpoint(resume: str, run_dir: Path) -> Path:
     """``--resume`` argument -> checkpoint file: ``auto`` / ``last`` is the run's last
     checkpoint, ``best`` its best, a folder means its ``checkpoints/last.pt``."""

@@ -110,12 +110,19 @@ class NormalizationConfig:
 
 @dataclass
 class ModelConfig:
-    """U-Net size: ``depth`` poolings, widths ``base_width * 2**level`` capped at
-    ``max_width``."""
+    """The network. ``architecture`` ``unet``: the built-in U-Net, ``depth`` poolings,
+    widths ``base_width * 2**level`` capped at ``max_width``. Otherwise
+    ``package.module:function``, called with ``options`` as keyword arguments, returning
+    a module that maps (N, bands, H, W) to (N, classes, H, W) scores (e.g. the converted
+    2018 network for fine-tuning). ``init_weights``: a checkpoint (or state dict) whose
+    weights start the training (fine-tuning a previous run)."""
 
+    architecture: str = "unet"
     base_width: int = 16
     depth: int = 4
     max_width: int = 128
+    options: dict[str, Any] = field(default_factory=dict)
+    init_weights: str | None = None
 
 
 @dataclass
@@ -223,7 +230,8 @@ class Config:
             problems.append("data.band_names must name each of data.bands")
         if len(self.data.npz_image_channels) != len(self.data.bands):
             problems.append("data.npz_image_channels must list as many channels as data.bands")
-        multiple = 2**self.model.depth
+        # The U-Net pools depth times: other sizes work, but are padded inside.
+        multiple = 2**self.model.depth if self.model.architecture == "unet" else 1
         for name, size in (
             ("data.patch_size", self.data.patch_size),
             ("export.tile_size", self.export.tile_size),
@@ -253,6 +261,8 @@ class Config:
         problems += [f"{name} must be positive" for name, v in positive.items() if v <= 0]
         if not 0 < self.sampler.common_keep_probability <= 1:
             problems.append("sampler.common_keep_probability must be in (0, 1]")
+        if self.model.architecture != "unet" and ":" not in self.model.architecture:
+            problems.append("model.architecture must be 'unet' or 'package.module:function'")
         if not self.data.train:
             problems.append("data.train lists no training data")
         if problems:

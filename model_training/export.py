@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import importlib
 import json
 import platform
 import sys
@@ -30,7 +31,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from qgis_landcover.core.errors import LandcoverError
+from qgis_landcover.core.errors import InputError, LandcoverError
 from qgis_landcover.core.model_contract import ModelContract, read_contract, write_metadata
 from qgis_landcover.core.raster_io import atomic_output
 
@@ -308,15 +309,28 @@ def export_checkpoint(
     return output, difference
 
 
-def build_model(config: Config) -> UNet:
-    """The network ``config`` describes."""
-    return UNet(
-        in_channels=len(config.data.bands),
-        num_classes=len(config.class_values),
-        base_width=config.model.base_width,
-        depth=config.model.depth,
-        max_width=config.model.max_width,
-    )
+def build_model(config: Config) -> nn.Module:
+    """The network ``config.model`` describes (initial weights; see ``init_weights``)."""
+    m = config.model
+    if m.architecture == "unet":
+        return UNet(
+            in_channels=len(config.data.bands),
+            num_classes=len(config.class_values),
+            base_width=m.base_width,
+            depth=m.depth,
+            max_width=m.max_width,
+        )
+    module_name, _, function_name = m.architecture.partition(":")
+    try:
+        factory = getattr(importlib.import_module(module_name), function_name)
+    except (ImportError, AttributeError) as error:
+        raise InputError(
+            f"model.architecture {m.architecture!r} cannot be imported: {error}"
+        ) from error
+    model = factory(**m.options)
+    if not isinstance(model, nn.Module):
+        raise InputError(f"model.architecture {m.architecture!r} did not return a torch module.")
+    return model
 
 
 def example_input(config: Config, seed: int = 0, batch: int = 2) -> torch.Tensor:

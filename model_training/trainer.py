@@ -31,7 +31,7 @@ from qgis_landcover.core.errors import InputError, LandcoverError
 from qgis_landcover.core.normalization import Normalizer
 
 from . import distributed
-from .checkpoint import BEST, LAST, load_checkpoint, save_checkpoint
+from .checkpoint import BEST, LAST, load_checkpoint, model_weights, save_checkpoint
 from .config import Config, OptimConfig, save_config
 from .data import open_sources, resolve_pairs
 from .distributed import Context
@@ -155,6 +155,8 @@ class Trainer:
 
         torch.manual_seed(train.seed)  # identical initial weights on every rank
         model: nn.Module = build_model(config)
+        if config.model.init_weights and resume is None:
+            model.load_state_dict(model_weights(Path(config.model.init_weights)))
         if context.distributed and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         self.model = model.to(self.device)

@@ -10,6 +10,7 @@ adapter, kept here because it needs ``qgis``.
 
 from __future__ import annotations
 
+import dataclasses
 import math
 from pathlib import Path
 from typing import Any, ClassVar
@@ -44,7 +45,6 @@ from ..core.classified_output import OutputPaths, qml_path
 from ..core.classify import (
     ClassifyOptions,
     ClassifyResult,
-    check_not_input,
     checked_tile_size,
     classify,
     run_pipeline,
@@ -224,7 +224,7 @@ def classify_with_provider(
     )
     reader = ProviderReader(provider, layout.read_grid, mapping, feedback)
     # Providers are not thread-safe: read on this thread.
-    options = ClassifyOptions(**{**options.__dict__, "read_ahead_thread": False})
+    options = dataclasses.replace(options, read_ahead_thread=False)
     return run_pipeline(reader, layout.window, session, outputs, options, progress)
 
 
@@ -453,7 +453,6 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             )
             session = load_session(model, options.device, progress)
             if layer.providerType() == "gdal":
-                check_not_input(layer.source(), outputs)
                 result = classify(
                     layer.source(),
                     outputs.classes,

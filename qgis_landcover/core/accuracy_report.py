@@ -254,6 +254,10 @@ def area_html(report: dict[str, Any]) -> str:
         ("Samples: overall accuracy (unweighted)", _percent(report["samples"]["overall_accuracy"])),
         ("Samples: Cohen's kappa (unweighted)", _number(report["samples"]["kappa"])),
     ]
+    points = report.get("points")
+    if points:
+        skipped = f"{points['outside_raster']:,} / {points['ignored']:,}"
+        overall.insert(1, ("Points skipped (outside the raster / ignored class)", skipped))
     header = (
         f'<tr><th class="l">class</th><th>samples (map class)</th><th>mapped area ({unit})</th>'
         f"<th>estimated area ({unit})</th><th>± 95 % CI ({unit})</th>"

@@ -204,9 +204,6 @@ def assess_agreement(
         f"over {format_bounds(bounds)}."
     )
 
-    def read_classified(part: Window) -> np.ndarray:
-        return classified.read(part)
-
     def read_reference(part: Window) -> np.ndarray:
         shifted = Window(
             part.col_off - window.col_off + reference_window.col_off,
@@ -222,7 +219,7 @@ def assess_agreement(
         return array
 
     parts = aligned_windows(window, classified.block_size, target_pixels)
-    readers = [read_classified, read_reference]
+    readers = [classified.read, read_reference]
     if disagreement_path is None:
         _stream(parts, readers, window, progress, lambda part, a, b: confusion.update(a, b))
     else:
@@ -256,7 +253,7 @@ def assess_agreement(
             "reference_resampled": resampled,
             "classified_remap": format_remap(classified_remap),
             "reference_remap": format_remap(reference_remap),
-            "ignore_values": ", ".join(map(str, ignore)) or "none",
+            "ignore_values": format_values(ignore),
             "classified_nodata": format_values(classified.nodata_values()),
             "reference_nodata": format_values(reference.nodata_values()),
         },

@@ -389,7 +389,7 @@ def run_pipeline(
                     scores = None
                     if batch.inputs is not None:
                         tic = time.perf_counter()
-                        scores = session.run(batch.inputs)
+                        scores = run_batch(session, batch.inputs, batch_size)
                         model_seconds += time.perf_counter() - tic
                         if tiles_run == 0:
                             writer.probabilities_in = looks_like_probabilities(scores)
@@ -439,6 +439,17 @@ def run_pipeline(
         model_seconds=model_seconds,
         warnings=warnings,
     )
+
+
+def run_batch(session: ModelSession, inputs: np.ndarray, batch_size: int) -> np.ndarray:
+    """Scores of ``inputs``; on a GPU a short last batch is padded to ``batch_size``, as
+    every new input shape makes CUDA / TensorRT search kernels or build an engine again."""
+    count = inputs.shape[0]
+    if session.provider == CPU or count == batch_size:
+        return session.run(inputs)
+    padded = np.zeros((batch_size, *inputs.shape[1:]), dtype=inputs.dtype)
+    padded[:count] = inputs
+    return session.run(padded)[:count]
 
 
 def _paths(outputs: OutputPaths) -> tuple[Path | None, Path | None, Path | None]:

@@ -83,6 +83,8 @@ class ConfusionMatrix:
         table = np.where(p_class[:, None] == r_class[None, :], AGREE, DISAGREE).astype(np.uint8)
         table[p_ignored, :] = IGNORED
         table[:, r_ignored] = IGNORED
+        if isinstance(index, int):
+            return np.full(np.shape(predicted), table.ravel()[index], dtype=np.uint8)
         return table.ravel()[index].reshape(np.shape(predicted))
 
     def merge(self, other: ConfusionMatrix) -> None:
@@ -98,7 +100,9 @@ class ConfusionMatrix:
         self._extra_ignored += other.ignored
         self.fixed_classes = sorted(set(self.fixed_classes) | set(other.fixed_classes))
 
-    def _count(self, predicted: np.ndarray, reference: np.ndarray) -> np.ndarray:
+    def _count(self, predicted: np.ndarray, reference: np.ndarray) -> np.ndarray | int:
+        """Add a block pair to the table; return each pixel's pair index (flat, into the
+        table), or one int when every pixel is the same pair."""
         predicted, reference = np.asarray(predicted), np.asarray(reference)
         if predicted.shape != reference.shape:
             raise ValueError(
@@ -108,10 +112,23 @@ class ConfusionMatrix:
         if self._predicted is None or self._reference is None:
             self._predicted = ValueEncoder(predicted.dtype)
             self._reference = ValueEncoder(reference.dtype)
+        pixels = predicted.size
+        uniform = pixels > 0 and _constant(predicted) and _constant(reference)
+        if uniform:
+            # E.g. nodata on both sides outside a map's coverage: two min / max scans
+            # instead of indexing and counting every pixel.
+            predicted, reference = predicted.reshape(-1)[:1], reference.reshape(-1)[:1]
         p_codes = self._predicted.encode(predicted).ravel()
         r_codes = self._reference.encode(reference).ravel()
         rows, cols = self._predicted.size, self._reference.size
-        if self._predicted.byte and self._reference.byte:
+        if self._table.shape != (rows, cols):
+            grown = np.zeros((rows, cols), dtype=np.int64)
+            grown[: self._table.shape[0], : self._table.shape[1]] = self._table
+            self._table = grown
+        if uniform:
+            self._table[int(p_codes[0]), int(r_codes[0])] += pixels
+            return int(p_codes[0]) * cols + int(r_codes[0])
+        if p_codes.dtype == np.uint8 and r_codes.dtype == np.uint8 and cols == 256:
             # Both sides are bytes: the pair fits a uint16, half the memory of intp.
             index = p_codes.astype(np.uint16)
             index <<= 8
@@ -120,12 +137,7 @@ class ConfusionMatrix:
             index = p_codes.astype(np.intp)
             index *= cols
             index += r_codes
-        counts = self._bincount(index, rows * cols).reshape(rows, cols)
-        if self._table.shape != (rows, cols):
-            grown = np.zeros((rows, cols), dtype=np.int64)
-            grown[: self._table.shape[0], : self._table.shape[1]] = self._table
-            self._table = grown
-        self._table += counts
+        self._table += self._bincount(index, rows * cols).reshape(rows, cols)
         return index
 
     def _bincount(self, index: np.ndarray, size: int) -> np.ndarray:
@@ -216,6 +228,11 @@ class ConfusionMatrix:
         from .accuracy import accuracy_statistics
 
         return accuracy_statistics(self.matrix, self.classes, class_names)
+
+
+def _constant(array: np.ndarray) -> bool:
+    """True when every element of ``array`` (not empty) is the same."""
+    return bool(array.min() == array.max())
 
 
 class ClassCounts:

@@ -15,6 +15,7 @@ tile size and the output margin; every error names the metadata key at fault.
 from __future__ import annotations
 
 import os
+import tempfile
 import threading
 from collections import OrderedDict
 from dataclasses import dataclass
@@ -151,6 +152,23 @@ def provider_candidates(device: str, available: list[str]) -> list[list[str]]:
     return candidates
 
 
+def _with_options(provider: str) -> str | tuple[str, dict[str, Any]]:
+    """A provider with the options this pipeline wants: TensorRT keeps its built
+    engines on disk, so a model is compiled once per machine, not once per run."""
+    if provider != TENSORRT:
+        return provider
+    cache = Path(tempfile.gettempdir()) / "qgis_landcover_tensorrt"
+    return (
+        provider,
+        {
+            "trt_engine_cache_enable": True,
+            "trt_engine_cache_path": str(cache),
+            "trt_timing_cache_enable": True,
+            "trt_timing_cache_path": str(cache),
+        },
+    )
+
+
 def model_digest(path: Path) -> str:
     """SHA-256 of ``path``, remembered per (path, size, modification time) so a batch
     run does not hash a large model for every tile it classifies."""
@@ -217,7 +235,9 @@ def _create_session(path: Path, digest: str, device: str, progress: Progress) ->
     failures: list[str] = []
     for providers in candidates:
         try:
-            session = ort.InferenceSession(str(path), options, providers=providers)
+            session = ort.InferenceSession(
+                str(path), options, providers=[_with_options(p) for p in providers]
+            )
         except Exception as error:  # ORT raises pybind exception classes
             if _is_not_onnx(error):
                 raise InputError(

@@ -66,9 +66,10 @@ class ClassRule:
 class ValueEncoder:
     """Maps the integer pixel values of one raster to dense codes ``0 .. size-1``.
 
-    ``uint8`` data is its own code (``size`` is 256, no per-pixel work). Other integer
-    types get codes in order of discovery through a 65,536-slot lookup table (values in
-    the int16 or uint16 range) or ``np.unique`` (anything wider).
+    An encoder made for ``uint8`` data starts with the codes 0-255 for the values 0-255,
+    so uint8 blocks are their own codes (no per-pixel work). Other values get codes in
+    order of discovery through a 65,536-slot lookup table (values in the int16 or uint16
+    range) or ``np.unique`` (anything wider).
 
     ``values[code]`` is the raw value of each code.
     """
@@ -80,14 +81,18 @@ class ValueEncoder:
                 f"Class values must be integers, not {kind.name}: choose an integer band "
                 "or convert the raster to an integer type first."
             )
-        self.byte = kind in (np.dtype(np.uint8), np.dtype(np.bool_))
-        self._values: list[int] = list(range(256)) if self.byte else []
+        self._values: list[int] = []
         self._codes: dict[int, int] = {}
         # slot (value as uint16 bits) -> code, valid where ``_seen``; ``_slot_signed`` says how
         # slots read back into values (int16 or uint16), fixed by the first block.
         self._lut = np.zeros(_SLOTS_16, dtype=np.uint16)
         self._seen = np.zeros(_SLOTS_16, dtype=bool)
         self._slot_signed: bool | None = None
+        self.byte = kind in (np.dtype(np.uint8), np.dtype(np.bool_))
+        if self.byte:
+            self._slot_signed = False
+            for value in range(256):
+                self._add(value)
 
     @property
     def size(self) -> int:
@@ -100,14 +105,11 @@ class ValueEncoder:
         return np.asarray(self._values, dtype=np.int64)
 
     def encode(self, block: np.ndarray) -> np.ndarray:
-        """Codes of ``block`` (same shape): uint8 for byte data, else uint16."""
+        """Codes of ``block`` (same shape): the block itself (uint8) for uint8 blocks of
+        a byte encoder, else uint16."""
         block = np.asarray(block)
-        if self.byte:
-            if block.dtype in (np.uint8, np.bool_):
-                return block.view(np.uint8)
-            if block.size and (block.min() < 0 or block.max() > 255):
-                raise ValueError("a byte encoder received values outside 0-255")
-            return block.astype(np.uint8)
+        if self.byte and block.dtype in (np.uint8, np.bool_):
+            return block.view(np.uint8)
         if block.dtype.kind not in "biu":
             raise InputError(f"Class values must be integers, not {block.dtype.name}.")
         if block.size == 0:

@@ -4,6 +4,7 @@ exactly, run over real NAIP pixels (data/chesapeake_1m_patches)."""
 
 from __future__ import annotations
 
+import dataclasses
 import os
 from pathlib import Path
 
@@ -416,3 +417,25 @@ def test_unwritable_folder_is_a_clear_error(tmp_path: Path, naip: Path, model: P
             classify(naip, locked / "out.tif", model)
     finally:
         locked.chmod(0o700)
+
+
+class ShapeRecorder:
+    """Stands in for an ORT session and records the batch shapes it is given."""
+
+    def __init__(self, session: object) -> None:
+        self.session = session
+        self.shapes: list[tuple[int, ...]] = []
+
+    def run(self, names: list[str], feed: dict[str, np.ndarray]) -> list[np.ndarray]:
+        self.shapes.append(next(iter(feed.values())).shape)
+        return self.session.run(names, feed)  # type: ignore[attr-defined]
+
+
+def test_gpu_batches_keep_one_shape(tmp_path: Path, naip: Path, model: Path) -> None:
+    session = load_session(model, "cpu")
+    recorder = ShapeRecorder(session.session)
+    as_gpu = dataclasses.replace(session, provider="CUDAExecutionProvider", session=recorder)
+    classify(naip, tmp_path / "gpu.tif", as_gpu, options=ClassifyOptions(batch_size=7))
+    classify(naip, tmp_path / "cpu.tif", session, options=ClassifyOptions(batch_size=7))
+    assert {shape[0] for shape in recorder.shapes} == {7}  # the short last batch is padded
+    np.testing.assert_array_equal(read(tmp_path / "gpu.tif"), read(tmp_path / "cpu.tif"))

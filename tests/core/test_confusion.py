@@ -202,6 +202,7 @@ def test_blocks_dominated_by_one_pair_count_exactly() -> None:
     reference = np.full((40, 500), 15, dtype=np.uint8)
     predicted[10:20], reference[10:20] = 2, 2
     noisy = rng.random((40, 500)) < 0.1
+    noisy[:10] = False  # the first blocks are one pair throughout
     predicted[noisy] = rng.integers(1, 7, int(noisy.sum()))
     reference[noisy] = rng.integers(1, 7, int(noisy.sum()))
     predicted[30:] = rng.integers(0, 7, (10, 500))
@@ -216,3 +217,15 @@ def test_blocks_dominated_by_one_pair_count_exactly() -> None:
     assert cm.classes == classes
     np.testing.assert_array_equal(cm.matrix, matrix)
     assert cm.ignored == ignored
+
+
+def test_uniform_blocks() -> None:
+    cm = ConfusionMatrix(reference=ClassRule.build(nodata=[15]))
+    nodata = cm.update_agreement(np.zeros((3, 4), np.uint8), np.full((3, 4), 15, np.uint8))
+    assert nodata.shape == (3, 4) and (nodata == IGNORED).all()
+    agree = cm.update_agreement(np.full((2, 5), 2, np.uint8), np.full((2, 5), 2, np.uint8))
+    assert (agree == AGREE).all()
+    cm.update(np.full(7, 300, np.int32), np.full(7, 2, np.int32))  # wider types too
+    assert cm.classes == [2, 300]  # 0 was only seen against the reference's nodata
+    np.testing.assert_array_equal(cm.matrix, [[10, 0], [7, 0]])
+    assert cm.ignored == 12

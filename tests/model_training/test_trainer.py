@@ -107,3 +107,29 @@ def test_command_line_errors_are_one_clear_line(tmp_path: Path) -> None:
     assert "error: Training data not found" in completed.stderr
     completed = run_training("--resume", str(tmp_path / "no_run"), timeout=60)
     assert completed.returncode == 2 and "Checkpoint not found" in completed.stderr
+
+
+def test_any_architecture_and_initial_weights(tmp_path: Path) -> None:
+    # A 3 x 3 convolution is a (poor) segmentation network: it proves the factory path;
+    # having no batch norm, learning rate 0 must leave its initial weights untouched.
+    conv = {
+        "model__architecture": "torch.nn:Conv2d",
+        "model__options": {"in_channels": 4, "out_channels": 4, "kernel_size": 3, "padding": 1},
+        "train__epochs": 1,
+    }
+    first = run(tiny_config(tmp_path / "a", **conv))
+    trained = load_checkpoint(tmp_path / "a" / "checkpoints" / "last.pt")["model"]
+    assert read_contract(first.model_path).num_classes == 4
+    run(
+        tiny_config(
+            tmp_path / "b",
+            **conv,
+            model__init_weights=str(first.run_dir / "checkpoints" / "last.pt"),
+            optim__lr=0.0,
+        )
+    )
+    again = load_checkpoint(tmp_path / "b" / "checkpoints" / "last.pt")["model"]
+    assert trained.keys() == again.keys()
+    assert all(torch.equal(trained[k], again[k]) for k in trained)
+    fresh = build_model(tiny_config(tmp_path / "c", **conv))
+    assert not torch.equal(fresh.state_dict()["weight"], trained["weight"])
