@@ -70,6 +70,8 @@ class ClassBand:
 
         Meant for streaming: the blocks read are dropped from GDAL's block cache, which
         would otherwise grow to ``GDAL_CACHEMAX`` with blocks that are never read again.
+        The array may be read-only (a uniform window of a packed band is a broadcast
+        constant, see :meth:`PackedTiffBand.read`).
         """
         if self.packed is not None:
             return self.packed.read(window)

@@ -232,6 +232,8 @@ class ConfusionMatrix:
 
 def _constant(array: np.ndarray) -> bool:
     """True when every element of ``array`` (not empty) is the same."""
+    if not any(array.strides):  # a broadcast constant (see PackedTiffBand.read)
+        return True
     return bool(array.min() == array.max())
 
 
@@ -252,8 +254,13 @@ class ClassCounts:
         block = np.asarray(block)
         if self._encoder is None:
             self._encoder = ValueEncoder(block.dtype)
-        codes = self._encoder.encode(block).ravel()
-        counts = np.bincount(codes, minlength=self._encoder.size)
+        if block.size and _constant(block):
+            code = int(self._encoder.encode(block.reshape(-1)[:1])[0])
+            counts = np.zeros(self._encoder.size, dtype=np.int64)
+            counts[code] = block.size
+        else:
+            codes = self._encoder.encode(block).ravel()
+            counts = np.bincount(codes, minlength=self._encoder.size)
         if len(self._counts) < len(counts):
             self._counts = np.concatenate(
                 [self._counts, np.zeros(len(counts) - len(self._counts), np.int64)]

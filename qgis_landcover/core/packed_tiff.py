@@ -122,11 +122,11 @@ class PackedTiffBand:
         return theirs.size == mine.size and np.array_equal(theirs.reshape(mine.shape), mine)
 
     def _block(self, x: int, y: int) -> np.ndarray:
-        """Block (x, y) unpacked, shape (block height, block width)."""
+        """Block (x, y) unpacked, shape (block height, block width), read-only when
+        remembered; a uniform block is a broadcast constant (strides 0, no memory)."""
         offset, size = self._location(x, y)
-        shape = (self.block_height, self.block_width)
         if size == 0:
-            return np.full(shape, self.fill, dtype=np.uint8)  # sparse block
+            return self._constant(self.fill)  # sparse block
         self._file.seek(offset)
         data = self._file.read(size)
         # Blocks that compress this well are (nearly) uniform and recur, e.g. the nodata
@@ -136,11 +136,16 @@ class PackedTiffBand:
             return self._recent[data]
         pixels = self._decode(zlib.decompress(data) if self.compressed else data)
         if recurring:
+            if pixels.min() == pixels.max():
+                pixels = self._constant(int(pixels[0, 0]))
             pixels.setflags(write=False)  # shared between windows
             self._recent[data] = pixels
             if len(self._recent) > RECENT_BLOCKS:
                 del self._recent[next(iter(self._recent))]  # the oldest
         return pixels
+
+    def _constant(self, value: int) -> np.ndarray:
+        return np.broadcast_to(np.uint8(value), (self.block_height, self.block_width))
 
     def _decode(self, data: bytes) -> np.ndarray:
         """Unpack one block's decompressed bytes to (block height, block width) pixels."""
@@ -158,17 +163,27 @@ class PackedTiffBand:
         return pixels
 
     def read(self, window: Window) -> np.ndarray:
-        """The pixels of ``window``, uint8, shape (rows, cols)."""
-        out = np.empty(window.shape, dtype=np.uint8)
+        """The pixels of ``window``, uint8, shape (rows, cols).
+
+        A window of one value throughout (e.g. all nodata) comes back as a read-only
+        broadcast constant: no memory, and callers can test ``strides == (0, 0)``.
+        """
         bw, bh = self.block_width, self.block_height
         row_stop, col_stop = window.row_off + window.height, window.col_off + window.width
-        for y in range(window.row_off // bh, (row_stop - 1) // bh + 1):
-            for x in range(window.col_off // bw, (col_stop - 1) // bw + 1):
-                block = self._block(x, y)
-                top, left = max(window.row_off, y * bh), max(window.col_off, x * bw)
-                bottom, right = min(row_stop, (y + 1) * bh), min(col_stop, (x + 1) * bw)
-                out[
-                    top - window.row_off : bottom - window.row_off,
-                    left - window.col_off : right - window.col_off,
-                ] = block[top - y * bh : bottom - y * bh, left - x * bw : right - x * bw]
+        blocks = [
+            (x, y, self._block(x, y))
+            for y in range(window.row_off // bh, (row_stop - 1) // bh + 1)
+            for x in range(window.col_off // bw, (col_stop - 1) // bw + 1)
+        ]
+        first = blocks[0][2]
+        if all(b.strides == (0, 0) and b[0, 0] == first[0, 0] for _, _, b in blocks):
+            return np.broadcast_to(first[0, 0], window.shape)
+        out = np.empty(window.shape, dtype=np.uint8)
+        for x, y, block in blocks:
+            top, left = max(window.row_off, y * bh), max(window.col_off, x * bw)
+            bottom, right = min(row_stop, (y + 1) * bh), min(col_stop, (x + 1) * bw)
+            out[
+                top - window.row_off : bottom - window.row_off,
+                left - window.col_off : right - window.col_off,
+            ] = block[top - y * bh : bottom - y * bh, left - x * bw : right - x * bw]
         return out

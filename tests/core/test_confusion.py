@@ -229,3 +229,8 @@ def test_uniform_blocks() -> None:
     assert cm.classes == [2, 300]  # 0 was only seen against the reference's nodata
     np.testing.assert_array_equal(cm.matrix, [[10, 0], [7, 0]])
     assert cm.ignored == 12
+    counter = ClassCounts(ClassRule.build(nodata=[0]))
+    counter.update(np.broadcast_to(np.uint8(3), (4, 5)))  # a broadcast constant
+    counter.update(np.array([[0, 3], [5, 5]], dtype=np.uint8))
+    assert counter.counts() == {3: 21, 5: 2}
+    assert counter.ignored == 1

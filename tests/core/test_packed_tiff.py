@@ -127,17 +127,24 @@ def test_separate_planes_and_sparse_blocks(tmp_path: Path) -> None:
     np.testing.assert_array_equal(reader.read(Window(0, 0, 64, 64)), expected)
 
 
-def test_returned_arrays_are_private(tmp_path: Path) -> None:
-    path = write(
-        tmp_path / "zeros.tif",
-        np.zeros((64, 64), np.uint8),
-        ["NBITS=2", "COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"],
-    )
+def test_recurring_and_uniform_blocks(tmp_path: Path) -> None:
+    # Every 16 x 16 block holds the same pattern (compressed alike, decoded once);
+    # the lower half is one value (returned without copying, read-only).
+    pattern = np.arange(256, dtype=np.uint8).reshape(16, 16) % 4
+    array = np.tile(pattern, (4, 4))
+    array[32:] = 2
+    options = ["NBITS=2", "COMPRESS=DEFLATE", "TILED=YES", "BLOCKXSIZE=16", "BLOCKYSIZE=16"]
+    path = write(tmp_path / "recurring.tif", array, options)
     reader = PackedTiffBand.open(path, gdal.Open(path), 1)
     assert reader is not None
-    first = reader.read(Window(0, 0, 16, 16))
-    first[:] = 3  # must not change the remembered block
-    assert reader.read(Window(0, 0, 16, 16)).max() == 0
+    first = reader.read(Window(0, 0, 40, 20))
+    np.testing.assert_array_equal(first, array[:20, :40])
+    first[:] = 3  # a private copy: the remembered blocks are unchanged
+    np.testing.assert_array_equal(reader.read(Window(0, 0, 40, 20)), array[:20, :40])
+    uniform = reader.read(Window(5, 32, 50, 30))
+    assert uniform.shape == (30, 50) and not uniform.flags.writeable
+    assert uniform.strides == (0, 0) and (uniform == 2).all()
+    np.testing.assert_array_equal(reader.read(Window(0, 24, 64, 16)), array[24:40])
 
 
 def test_other_layouts_are_left_to_gdal(tmp_path: Path) -> None:
