@@ -11,7 +11,7 @@ first logging interval is warm-up and left out).
 * GPU (when CUDA is available): 1 process on one GPU with bf16 autocast, compared with
   the 2018 system's 11.3 samples/s on one K80.
 
-Usage: ``python bench/bench_training.py [--steps 12] [--batch 8] [--gpu-batch 32]``.
+Usage: ``python bench/bench_training.py [--steps 8] [--batch 4] [--gpu-batch 32]``.
 """
 
 from __future__ import annotations
@@ -81,8 +81,8 @@ def measure(
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    parser.add_argument("--steps", type=int, default=12, help="optimizer steps per run")
-    parser.add_argument("--batch", type=int, default=8, help="patches per process and step (CPU)")
+    parser.add_argument("--steps", type=int, default=8, help="optimizer steps per run")
+    parser.add_argument("--batch", type=int, default=4, help="patches per process and step (CPU)")
     parser.add_argument("--gpu-batch", type=int, default=32, help="patches per step on a GPU")
     args = parser.parse_args()
     cores = os.cpu_count() or 1

@@ -18,7 +18,6 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import hashlib
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -29,6 +28,7 @@ import numpy as np
 import torch
 
 from qgis_landcover.core.confusion import ConfusionMatrix
+from qgis_landcover.core.download import file_sha256
 from qgis_landcover.core.model_contract import ModelContract, write_metadata
 from qgis_landcover.core.onnx_session import load_session
 from qgis_landcover.core.raster_io import atomic_output
@@ -231,10 +231,6 @@ def onnx_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 
 
 # --- Contract, model card, export ---------------------------------------------------------
-
-
-def file_sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def build_contract(network: Azure2018UNet, model_card: str, source_sha256: str) -> ModelContract:

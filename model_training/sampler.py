@@ -5,14 +5,14 @@ over-sampling, and a fixed validation grid.
 Training draws are *counter based*: draw ``k`` of rank ``r`` uses its own generator
 seeded with ``(seed, r, k)``. Ranks therefore never share a stream, the stream does not
 depend on how many DataLoader workers read it, and the sampler's whole state is the
-number of draws consumed, so a resumed run continues the exact same stream.
+number of draws consumed (``next_draw`` in a checkpoint), so a resumed run continues
+the exact same stream.
 """
 
 from __future__ import annotations
 
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
-from typing import Any
 
 import numpy as np
 import torch.utils.data
@@ -152,6 +152,3 @@ class StreamIndices(torch.utils.data.Sampler[int]):
 
     def __len__(self) -> int:
         return self.count
-
-    def state_dict(self) -> dict[str, Any]:
-        return {"start": self.start, "count": self.count}

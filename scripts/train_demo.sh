@@ -47,13 +47,14 @@ scripts/qgis_process run landcover:classify -- "INPUT=${MOSAIC}_naip.tif" "MODEL
   "EXTENT=$VAL_EXTENT" DEVICE=cpu "OUTPUT=$CLASSES" >/dev/null 2>&1
 scripts/qgis_process --json run landcover:agreement -- "CLASSIFIED=$CLASSES" \
   "REFERENCE=${MOSAIC}_labels.tif" "REFERENCE_REMAP=5:4,6:4" IGNORE_VALUES=0 \
-  "OUTPUT_HTML=$RUN_DIR/validation_agreement.html" 2>/dev/null | "$PYTHON" -c '
+  "OUTPUT_HTML=$RUN_DIR/validation_agreement.html" 2>/dev/null >"$RUN_DIR/validation_agreement.json"
+"$PYTHON" - "$RUN_DIR/validation_agreement.json" <<'PY'
 import json, sys
-text = sys.stdin.read()
+text = open(sys.argv[1]).read()
 r = json.loads(text[text.find("{"):])["results"]
-print(f"  landcover:classify + landcover:agreement: overall accuracy "
-      f"{r[\"OVERALL_ACCURACY\"]:.4f}  kappa {r[\"KAPPA\"]:.4f}  mean IoU {r[\"MEAN_IOU\"]:.4f}")
-print(f"  report: {r[\"OUTPUT_HTML\"]}")
-'
+print(f"  landcover:classify + landcover:agreement: overall accuracy {r['OVERALL_ACCURACY']:.4f}  "
+      f"kappa {r['KAPPA']:.4f}  mean IoU {r['MEAN_IOU']:.4f}")
+print(f"  report: {r['OUTPUT_HTML']}")
+PY
 echo
 echo "Model: $MODEL"

@@ -16,9 +16,10 @@ import numpy as np
 
 from .grid import Window
 
-TARGET_PIXELS = 1 << 21
-"""Pixels per window (about 2 million): large enough to amortise per-call overheads,
-small enough that a few uint8 / int64 temporaries stay in the tens of megabytes."""
+TARGET_PIXELS = 1 << 20
+"""Pixels per window (about a million): large enough to amortise per-window overheads,
+small enough that temporaries stay in the tens of megabytes and that windows of one
+value throughout (nodata margins) are common enough to skip (see ``ConfusionMatrix``)."""
 
 
 def _span(offset: int, length: int, block: int, step: int) -> Iterator[tuple[int, int]]:

@@ -136,4 +136,4 @@ def intersect_bounds(a: Bounds, b: Bounds) -> Bounds | None:
 def format_bounds(bounds: Bounds) -> str:
     """Bounds as text for messages: ``xmin,xmax,ymin,ymax`` (QGIS's extent order)."""
     xmin, ymin, xmax, ymax = bounds
-    return f"{xmin:.6g},{xmax:.6g},{ymin:.6g},{ymax:.6g}"
+    return f"{xmin:.10g},{xmax:.10g},{ymin:.10g},{ymax:.10g}"
