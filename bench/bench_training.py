@@ -46,7 +46,7 @@ def measure(
             "data.val": [],
             "data.patch_size": 256,
             "data.cache": True,
-            "data.num_workers": 4 if gpu else 0,
+            "data.num_workers": 8 if gpu else 0,
             "sampler.rare_classes": [4],
             "train.run_dir": run_dir,
             "train.epochs": 1,

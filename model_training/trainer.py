@@ -159,7 +159,11 @@ class Trainer:
             model.load_state_dict(model_weights(Path(config.model.init_weights)))
         if context.distributed and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
-        self.model = model.to(self.device)
+        # Channels-last lets tensor-core convolutions run without layout transposes.
+        self.memory_format = (
+            torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
+        )
+        self.model = model.to(self.device, memory_format=self.memory_format)
         self.optimizer = torch.optim.AdamW(
             self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
@@ -302,7 +306,9 @@ class Trainer:
         total = torch.zeros((), device=self.device)
         for micro in range(accum):
             batch = next(batches)
-            image = batch["image"].to(self.device, non_blocking=True)
+            image = batch["image"].to(
+                self.device, non_blocking=True, memory_format=self.memory_format
+            )
             target = batch["target"].to(self.device, non_blocking=True)
             if self.sample_log is not None:
                 csv.writer(self.sample_log).writerows(batch["draw"].tolist())
@@ -435,7 +441,9 @@ class Trainer:
             pin=self.device.type == "cuda",
         )
         for batch in loader:
-            image = batch["image"].to(self.device, non_blocking=True)
+            image = batch["image"].to(
+                self.device, non_blocking=True, memory_format=self.memory_format
+            )
             target = batch["target"].to(self.device, non_blocking=True)
             with self.autocast():
                 logits = self.model(image)

@@ -142,6 +142,10 @@ class OutputWriter:
         self.values = np.array([contract.class_values[c] for c in self.channels], dtype=np.uint8)
         self.probabilities_in = False  # True: the model outputs probabilities already
         self.pixels_classified = 0
+        self.height = grid.height
+        self._pending: np.ndarray | None = None  # (planes, rows, cols) not yet written
+        self._pending_row = 0
+        self._pending_col = 0
         self.classes: gdal.Dataset | None = None
         self.probabilities: gdal.Dataset | None = None
         self.confidence: gdal.Dataset | None = None
@@ -150,6 +154,7 @@ class OutputWriter:
         band = self.classes.GetRasterBand(1)
         set_category_table(band, colors, {NODATA: "no data", **names})
         band.SetDescription("land cover class")
+        self.block_rows = band.GetBlockSize()[1]
         if paths.probabilities is not None:
             self.probabilities = create_geotiff(
                 paths.probabilities, grid, len(self.channels), gdal.GDT_Byte
@@ -167,35 +172,68 @@ class OutputWriter:
 
     def write(self, row: int, col: int, scores: np.ndarray, ok: np.ndarray) -> None:
         """Write blended ``scores`` (channels, rows, cols) at pixel (``row``, ``col``);
-        ``ok`` (rows, cols) marks the pixels that get a class, the rest get nodata."""
+        ``ok`` (rows, cols) marks the pixels that get a class, the rest get nodata.
+
+        Calls for one column range must come top to bottom (a stripe at a time)."""
         class_scores = scores[self.channels]
         winner = np.argmax(class_scores, axis=0)
         classes = self.values[winner]
         classes[~ok] = NODATA
         self.pixels_classified += int(np.count_nonzero(ok))
-        assert self.classes is not None
-        _write_band(self.classes.GetRasterBand(1), classes, col, row)
-        if self.probabilities is None and self.confidence is None:
-            return
-        if self.probabilities_in:
-            total = class_scores.sum(axis=0, keepdims=True)
-            probabilities = class_scores / np.where(total > 0, total, 1.0)
+        arrays: list[np.ndarray] = [classes[np.newaxis]]
+        if self.probabilities is not None or self.confidence is not None:
+            if self.probabilities_in:
+                total = class_scores.sum(axis=0, keepdims=True)
+                probabilities = class_scores / np.where(total > 0, total, 1.0)
+            else:
+                probabilities = softmax(class_scores)
+            probabilities = np.clip(probabilities, 0.0, 1.0)
+            if self.probabilities is not None:
+                scaled = np.rint(probabilities * 255.0).astype(np.uint8)
+                scaled[:, ~ok] = 0
+                arrays.append(scaled)
+            if self.confidence is not None:
+                top = np.take_along_axis(probabilities, winner[np.newaxis], axis=0)[0]
+                confidence = np.clip(np.rint(top * 255.0), 1, 255).astype(np.uint8)
+                confidence[~ok] = NODATA
+                arrays.append(confidence[np.newaxis])
+        self._queue(row, col, np.concatenate(arrays))
+
+    def _queue(self, row: int, col: int, planes: np.ndarray) -> None:
+        """Hold rows until they fill whole rows of GeoTIFF blocks, then write those and
+        drop them from GDAL's cache: every block is compressed once, and the memory
+        held does not grow with the raster."""
+        if self._pending is None:
+            self._pending, self._pending_row, self._pending_col = planes, row, col
+        elif (row, col) == (self._pending_row + self._pending.shape[1], self._pending_col):
+            self._pending = np.concatenate([self._pending, planes], axis=1)
         else:
-            probabilities = softmax(class_scores)
-        probabilities = np.clip(probabilities, 0.0, 1.0)
-        if self.probabilities is not None:
-            scaled = np.rint(probabilities * 255.0).astype(np.uint8)
-            scaled[:, ~ok] = 0
-            for index in range(scaled.shape[0]):
-                _write_band(self.probabilities.GetRasterBand(index + 1), scaled[index], col, row)
-        if self.confidence is not None:
-            top = np.take_along_axis(probabilities, winner[np.newaxis], axis=0)[0]
-            confidence = np.clip(np.rint(top * 255.0), 1, 255).astype(np.uint8)
-            confidence[~ok] = NODATA
-            _write_band(self.confidence.GetRasterBand(1), confidence, col, row)
+            raise ValueError(f"rows written out of order at row {row}, column {col}")
+        end = self._pending_row + self._pending.shape[1]
+        boundary = end if end >= self.height else end - end % self.block_rows
+        count = boundary - self._pending_row
+        if count <= 0:
+            return
+        ready, self._pending = self._pending[:, :count], self._pending[:, count:]
+        self._write_planes(self._pending_row, col, ready)
+        self._pending_row = boundary
+        if self._pending.shape[1] == 0:
+            self._pending = None
+
+    def _write_planes(self, row: int, col: int, planes: np.ndarray) -> None:
+        index = 0
+        for dataset in (self.classes, self.probabilities, self.confidence):
+            if dataset is None:
+                continue
+            for band in range(1, dataset.RasterCount + 1):
+                _write_band(dataset.GetRasterBand(band), planes[index], col, row)
+                index += 1
+            dataset.FlushCache()
 
     def finish(self) -> None:
         """Build overviews and close the files (flushing them)."""
+        if self._pending is not None:
+            raise ValueError("rows are missing at the bottom of a stripe")
         if self.overviews:
             for dataset, method in (
                 (self.classes, "NEAREST"),

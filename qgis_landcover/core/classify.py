@@ -60,6 +60,9 @@ QUEUE_DEPTH = 2
 # A run of tiles without valid pixels is passed on in groups of this many batches'
 # worth, so progress keeps moving and no long list of skipped tiles piles up.
 SKIPPED_PER_BATCH = 8
+# Readers drop GDAL's cached input blocks every this many rows: memory stays bounded,
+# and only the rows shared by consecutive strips across that line are decoded twice.
+RELEASE_ROWS = 1024
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,9 @@ def iter_batches(
         masks, jobs = [], []
         return done
 
+    # Readers that cache (GDAL) drop their cache every RELEASE_ROWS rows.
+    release = getattr(reader, "release", None)
+    previous_y = 0
     for stripe_index, stripe in enumerate(stripes):
         first, last = stripe.first_tile_col, stripe.last_tile_col
         strip_width = plan.xs[last] - plan.xs[first] + tile
@@ -185,6 +191,9 @@ def iter_batches(
                 strip_width,
                 tile,
             )
+            if release is not None and y // RELEASE_ROWS != previous_y // RELEASE_ROWS:
+                release()
+            previous_y = y
             raw, valid = read_padded(reader, strip)
             for col in stripe.tile_cols:
                 x = plan.xs[col] - plan.xs[first]
@@ -539,7 +548,9 @@ def classify(
         context=checked_tile_size(session, options.tile_size),
         progress=progress,
     )
-    reader = GdalReader(_model_dataset(dataset, layout), mapping)
+    model_dataset = _model_dataset(dataset, layout)
+    sources = [dataset] if model_dataset is not dataset else []
+    reader = GdalReader(model_dataset, mapping, sources)
     return run_pipeline(reader, layout.window, session, outputs, options, progress)
 
 

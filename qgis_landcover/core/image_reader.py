@@ -57,10 +57,18 @@ class GdalReader:
     Args:
         dataset: the raster on the model grid.
         bands: 1-based bands feeding the model, in the model's order.
+        sources: datasets ``dataset`` reads from (a warped VRT's source), whose cached
+            blocks :meth:`release` drops too.
     """
 
-    def __init__(self, dataset: gdal.Dataset, bands: Sequence[int]) -> None:
+    def __init__(
+        self,
+        dataset: gdal.Dataset,
+        bands: Sequence[int],
+        sources: Sequence[gdal.Dataset] = (),
+    ) -> None:
         self.dataset = dataset
+        self.sources = list(sources)
         self.bands = list(bands)
         self._grid = raster_grid(dataset)
         self.nodata = [band_nodata(dataset, b) for b in self.bands]
@@ -77,6 +85,12 @@ class GdalReader:
     @property
     def grid(self) -> Grid:
         return self._grid
+
+    def release(self) -> None:
+        """Drop the blocks GDAL cached for these datasets, so the cache does not fill
+        up with rows already classified (reads stay correct; they decode again)."""
+        for dataset in (self.dataset, *self.sources):
+            dataset.FlushCache()
 
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         raw = read_window(self.dataset, window, self.bands).astype(np.float32, copy=False)

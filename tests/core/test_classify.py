@@ -14,13 +14,15 @@ import pytest
 from osgeo import gdal
 
 from qgis_landcover.core.classified_output import OutputPaths
-from qgis_landcover.core.classify import ClassifyOptions, classify, run_pipeline
+from qgis_landcover.core.classify import ClassifyOptions, classify, iter_batches, run_pipeline
 from qgis_landcover.core.errors import CancelledError, InputError
-from qgis_landcover.core.grid import Window
+from qgis_landcover.core.grid import Grid, Window
 from qgis_landcover.core.image_reader import GdalReader
+from qgis_landcover.core.normalization import Normalizer
 from qgis_landcover.core.onnx_session import cached_session_count, clear_session_cache, load_session
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster_io import raster_grid, same_grid
+from qgis_landcover.core.tiling import plan_tiles
 
 from ..conftest import DATA
 from ..onnx_models import box_model, contract_for, pointwise_model, pointwise_reference
@@ -439,3 +441,60 @@ def test_gpu_batches_keep_one_shape(tmp_path: Path, naip: Path, model: Path) -> 
     classify(naip, tmp_path / "cpu.tif", session, options=ClassifyOptions(batch_size=7))
     assert {shape[0] for shape in recorder.shapes} == {7}  # the short last batch is padded
     np.testing.assert_array_equal(read(tmp_path / "gpu.tif"), read(tmp_path / "cpu.tif"))
+
+
+class StubReader:
+    """A tall, narrow readable grid of ones that counts cache releases."""
+
+    def __init__(self, width: int, height: int) -> None:
+        self._grid = Grid("", (0.0, 1.0, 0.0, 0.0, 0.0, -1.0), width, height)
+        self.releases = 0
+
+    @property
+    def grid(self) -> Grid:
+        return self._grid
+
+    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
+        return np.ones((4, *window.shape), np.float32), np.ones(window.shape, bool)
+
+    def release(self) -> None:
+        self.releases += 1
+
+
+def test_reader_cache_is_released_every_1024_rows() -> None:
+    reader = StubReader(40, 2500)
+    plan = plan_tiles(40, 2500, 64, 0, 10.0)
+    contract = contract_for(2)
+    batches = list(
+        iter_batches(
+            reader, reader.grid.full_window, plan, plan.stripes(), Normalizer(contract), 4, 4
+        )
+    )
+    assert sum(len(b.jobs) for b in batches) == plan.tile_count
+    assert reader.releases == 2  # rows 1024 and 2048
+
+
+LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
+
+
+def test_real_imagery_with_the_default_model(tmp_path: Path) -> None:
+    from qgis_landcover.core.model_catalog import resolve_model
+
+    try:
+        model = resolve_model("")
+    except InputError:
+        pytest.skip("the default model is not installed")
+    window = (384, 128, 256, 256)
+    naip = crop(tmp_path, "naip.tif", window)
+    result = classify(naip, tmp_path / "out.tif", model)
+    session = load_session(model, "auto")
+    got = read(tmp_path / "out.tif")
+    # The output grid is the input's (1 m NAIP, the model's resolution).
+    assert same_grid(result.grid, raster_grid(gdal.Open(str(naip))))
+    values = {session.contract.class_values[c] for c in session.contract.class_channels}
+    assert set(np.unique(got)) <= values
+    # Plausibility on real labels (Chesapeake 7 classes; impervious 5, 6 -> 4 as the model).
+    labels = gdal.Open(str(LABELS)).ReadAsArray(*window)
+    labels = np.where(np.isin(labels, (5, 6)), 4, labels)
+    compared = labels != 0
+    assert np.mean(got[compared] == labels[compared]) > 0.75
