@@ -14,6 +14,7 @@ import contextlib
 import csv
 import json
 import math
+import os
 import shutil
 import time
 from collections.abc import Iterator
@@ -87,6 +88,8 @@ def configure_torch(config: Config, context: Context) -> None:
     if train.threads > 0:
         torch.set_num_threads(train.threads)
     if train.deterministic:
+        # cuBLAS is deterministic only with a fixed workspace (read at first use).
+        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
         torch.use_deterministic_algorithms(True)
         torch.backends.cudnn.benchmark = False
     elif context.device.type == "cuda":
