@@ -68,8 +68,9 @@ class LabelsConfig:
             4: "barren and impervious",
         }
     )
+    # The shipped models' colours (the 2018 model's palette), so maps look alike.
     colors: dict[int, str] = field(
-        default_factory=lambda: {1: "#0000ff", 2: "#008000", 3: "#80ff80", 4: "#806060"}
+        default_factory=lambda: {1: "#1f78b4", 2: "#33a02c", 3: "#b2df8a", 4: "#a6a6a6"}
     )
 
 
@@ -115,7 +116,14 @@ class ModelConfig:
     ``package.module:function``, called with ``options`` as keyword arguments, returning
     a module that maps (N, bands, H, W) to (N, classes, H, W) scores (e.g. the converted
     2018 network for fine-tuning). ``init_weights``: a checkpoint (or state dict) whose
-    weights start the training (fine-tuning a previous run)."""
+    weights start the training (fine-tuning a previous run).
+
+    ``output_margin``: pixels per side whose scores are not trusted (the 2018 network
+    was trained on the centre 128 x 128 of 256 x 256 tiles: 64). The loss and the
+    validation then score only the centre of each patch, and the export crops the
+    margin in the graph and declares it in the contract, so the plugin tiles with that
+    much context. ``freeze``: module paths (e.g. ``network.stem``) whose weights stay
+    fixed and whose batch norm keeps its statistics (fine-tuning on little data)."""
 
     architecture: str = "unet"
     base_width: int = 16
@@ -123,6 +131,8 @@ class ModelConfig:
     max_width: int = 128
     options: dict[str, Any] = field(default_factory=dict)
     init_weights: str | None = None
+    output_margin: int = 0
+    freeze: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -172,7 +182,9 @@ class TrainConfig:
     checkpoint_every: int = 100
     keep_checkpoints: bool = False
     log_every: int = 10
-    best_metric: Literal["miou", "kappa", "overall_accuracy"] = "miou"
+    # "none": no best-epoch selection; the last weights are exported (for validation
+    # data that is also the reported held-out set, where picking would bias it).
+    best_metric: Literal["miou", "kappa", "overall_accuracy", "none"] = "miou"
     backend: Literal["auto", "gloo", "nccl"] = "auto"
     progress: bool = True
     log_samples: bool = False
@@ -238,6 +250,15 @@ class Config:
         ):
             if size <= 0 or size % multiple:
                 problems.append(f"{name} ({size}) must be a positive multiple of {multiple}")
+        margin = self.model.output_margin
+        if margin < 0:
+            problems.append("model.output_margin must be >= 0")
+        for name, size in (
+            ("data.patch_size", self.data.patch_size),
+            ("export.tile_size", self.export.tile_size),
+        ):
+            if margin > 0 and size <= 2 * margin:
+                problems.append(f"{name} ({size}) must exceed twice model.output_margin ({margin})")
         for name in ("mean", "std"):
             stats = getattr(self.normalization, name)
             if stats is not None and len(stats) != len(self.data.bands):

@@ -18,6 +18,7 @@ Usage::
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -36,6 +37,7 @@ from qgis_landcover.core.remap import apply_remap
 
 from .cntk_model import Azure2018UNet, load_cntk_network
 from .cntk_protobuf import CntkGraph, Function, Variable, load_graph, output_name
+from .evaluate_models import heldout_section
 from .export import export_onnx
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,6 +45,10 @@ CNTK_FOLDER = ROOT / "data" / "models" / "azure_2018_cntk"
 DEFAULT_MODEL = CNTK_FOLDER / "250epochs.model"
 DEFAULT_OUTPUT = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 PATCHES = ROOT / "data" / "chesapeake_1m_patches"
+#: The held-out evaluation through the plugin (model_training/EVALUATION.md), whose
+#: entry EVALUATED_AS goes into the model card.
+EVALUATION = ROOT / "model_training" / "evaluation" / "heldout.json"
+EVALUATED_AS = "converted-2018"
 
 #: Output channels of the 2018 model (class value = channel; channel 0 = no data).
 CLASS_NAMES = {
@@ -278,8 +284,21 @@ def _format(value: float | None) -> str:
     return "n/a (absent)" if value is None else f"{value:.3f}"
 
 
-def model_card(scores: Scores, patches: Patches, source_sha256: str, margin: int) -> str:
-    """The Markdown model card, with the accuracy measured on ``patches``."""
+def heldout_card_section(evaluation: Path | None) -> str:
+    """The card's held-out section from the evaluation report (empty without one)."""
+    if evaluation is None or not evaluation.is_file():
+        return ""
+    report = json.loads(evaluation.read_text(encoding="utf-8"))
+    if EVALUATED_AS not in report["models"]:
+        return ""
+    return heldout_section(report, EVALUATED_AS)
+
+
+def model_card(
+    scores: Scores, patches: Patches, source_sha256: str, margin: int, heldout: str = ""
+) -> str:
+    """The Markdown model card, with the accuracy measured on ``patches`` (the
+    conversion check) and the ``heldout`` section (the evaluation through the plugin)."""
     class_rows = [
         f"| {channel} | {CLASS_NAMES[channel]} | `{CLASS_COLORS[channel]}` | "
         f"{scores.reference_share(channel):.1%} | {_format(iou)} |"
@@ -344,7 +363,8 @@ def model_card(scores: Scores, patches: Patches, source_sha256: str, margin: int
             f"- Tiles of 256 x 256 px; the model returns the centre {output} x {output} "
             f"(`output_margin` {margin}), so tiles overlap by {2 * margin} px.",
             "",
-            "## Measured accuracy",
+            *([heldout.strip(), ""] if heldout else []),
+            "## Conversion check",
             "",
             f"Evaluated by the converter with ONNX Runtime on the {len(patches.names)} real "
             "256 x 256 patches of `data/chesapeake_1m_patches` (NAIP tile m_3708020_sw_17_1, "
@@ -363,9 +383,9 @@ def model_card(scores: Scores, patches: Patches, source_sha256: str, margin: int
             "",
             "- Trained on Chesapeake-region NAIP of 2013-2014 only; other regions, seasons, "
             "sensors or years (NAIP radiometry changes between acquisitions) score lower.",
-            "- The evaluation patches lie in the region the model was trained on and may "
-            "overlap its training tiles: the figures above check the conversion, they are "
-            "not an independent test of the model.",
+            "- The evaluation patches lie in the region the model was trained on, and the "
+            "2018 training tiles are not published: this tile may have been among them, so "
+            "no figure above is an independent test of the model.",
             "- Water is absent from the evaluation pixels and barren / impervious covers "
             f"{scores.reference_share(4):.1%} of them: the figures say "
             "little or nothing about those classes.",
@@ -396,11 +416,13 @@ def convert(
     card_path: Path | None = None,
     patches_folder: Path = PATCHES,
     max_abs_diff: float = MAX_ABS_DIFF,
+    evaluation: Path | None = EVALUATION,
 ) -> Conversion:
     """Convert ``model_path`` to ``output`` (ONNX with the model contract) and write the
     model card to ``card_path`` (default: ``output`` with ``.md``). Nothing is written
     unless ONNX Runtime agrees with PyTorch within ``max_abs_diff`` on the first
-    :data:`CHECK_PATCHES` patches."""
+    :data:`CHECK_PATCHES` patches. ``evaluation``: the held-out report whose
+    :data:`EVALUATED_AS` entry the card quotes (none when missing)."""
     card_path = card_path or output.with_suffix(".md")
     network, _graph = load_cntk_network(model_path)
     patches = load_patches(patches_folder)
@@ -414,7 +436,7 @@ def convert(
             network, onnx_path, contract, sample, opset=OPSET, tolerance=max_abs_diff
         )
         scores = score_patches(onnx_predictor(onnx_path), patches, margin)
-        card = model_card(scores, patches, source_sha256, margin)
+        card = model_card(scores, patches, source_sha256, margin, heldout_card_section(evaluation))
         contract = build_contract(network, card, source_sha256)
         write_metadata(onnx_path, contract)
         temporary_card.write_text(card, encoding="utf-8")

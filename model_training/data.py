@@ -32,6 +32,7 @@ from qgis_landcover.core.raster_io import (
     same_grid,
     warp_to_grid,
 )
+from qgis_landcover.core.tiling import reflect_pad
 
 from .labels import IGNORE_INDEX, LabelMapper
 
@@ -377,6 +378,26 @@ def read_patch(source: PairSource, window: Window, size: int) -> tuple[np.ndarra
     image = source.read_image(clipped)
     target[~source.image_valid(image)] = IGNORE_INDEX
     return pad_patch(image, target, size)
+
+
+def read_with_context(source: PairSource, window: Window) -> tuple[np.ndarray, np.ndarray]:
+    """Image (bands, rows, cols) float32 and target (rows, cols) uint8 for ``window``,
+    which may reach past the source on any side (validation tiles grown by the model's
+    margin). As the plugin's classifier does, the image is filled by reflection outside
+    the source; the target is ``IGNORE_INDEX`` there and where the image is no data."""
+    col0, row0 = max(window.col_off, 0), max(window.row_off, 0)
+    col1 = min(window.col_off + window.width, source.width)
+    row1 = min(window.row_off + window.height, source.height)
+    if col1 <= col0 or row1 <= row0:
+        raise ValueError(f"window {window} does not overlap the source")
+    inside = Window(col0, row0, col1 - col0, row1 - row0)
+    target = source.read_target(inside)
+    image = source.read_image(inside)
+    target[~source.image_valid(image)] = IGNORE_INDEX
+    before = (row0 - window.row_off, col0 - window.col_off)
+    after = (window.row_off + window.height - row1, window.col_off + window.width - col1)
+    pad = ((before[0], after[0]), (before[1], after[1]))
+    return reflect_pad(image, before, after), np.pad(target, pad, constant_values=IGNORE_INDEX)
 
 
 def pad_patch(image: np.ndarray, target: np.ndarray, size: int) -> tuple[np.ndarray, np.ndarray]:

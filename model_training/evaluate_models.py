@@ -15,6 +15,10 @@ on. Usage::
     python -m model_training.evaluate_models \\
         --model azure-2018-unet=qgis_landcover/models/azure_2018_unet.onnx \\
         --model unet-scratch=runs/demo/model.onnx --output-dir runs/evaluation
+
+writes ``report.md`` (the table) and ``report.json`` (each model's full
+``landcover:agreement`` statistics, with the image, window and remap), from which
+:func:`heldout_section` writes the model cards' evaluation section.
 """
 
 from __future__ import annotations
@@ -163,6 +167,76 @@ def report_markdown(evaluations: Sequence[Evaluation], image: Path, window: Wind
     return "\n".join(lines) + "\n"
 
 
+def relative(path: str | Path) -> str:
+    """``path`` relative to the repository when inside it (reports stay portable)."""
+    try:
+        return str(Path(path).resolve().relative_to(ROOT))
+    except ValueError:
+        return str(path)
+
+
+def report_json(
+    evaluations: Sequence[Evaluation], image: Path, labels: Path, window: Window
+) -> dict[str, Any]:
+    """The evaluation as JSON: what was scored, and each model's statistics."""
+    return {
+        "image": relative(image),
+        "labels": relative(labels),
+        "window": list(astuple(window)),
+        "reference_remap": REFERENCE_REMAP,
+        "models": {
+            e.name: {
+                "model": relative(e.model) if e.model else "",
+                "classify_seconds": round(e.classify_seconds, 2),
+                **e.statistics,
+            }
+            for e in evaluations
+        },
+    }
+
+
+def heldout_section(report: dict[str, Any], name: str) -> str:
+    """The model card section for model ``name`` of a :func:`report_json` report."""
+    statistics = report["models"][name]
+    col, row, width, height = report["window"]
+    classes = statistics["classes"]
+    total = statistics["observations"]
+    shares = ", ".join(
+        f"{CLASS_NAMES[value]} {count / total:.1%}"
+        for value, count in zip(classes, statistics["column_totals"], strict=True)
+        if value in CLASS_NAMES
+    )
+    lines = [
+        "## Measured accuracy: held-out pixels, through the plugin",
+        "",
+        f"`landcover:classify` then `landcover:agreement` (`model_training/evaluate_models.py`"
+        f", via `qgis_process`) on pixels {col}-{col + width - 1} x {row}-{row + height - 1} "
+        f"of `{report['image']}`: the right patch column of the mosaic (patches 3 and 7), "
+        "which no training in this project used. Reference: Chesapeake 7-class labels "
+        f"with `{report['reference_remap']}`; {total:,} labelled pixels ({shares}). "
+        "The same pixels for every model; the comparison is in "
+        "`model_training/EVALUATION.md`.",
+        "",
+        "| measure | value |",
+        "|---|---|",
+        f"| overall accuracy | **{_number(statistics['overall_accuracy'])}** |",
+        f"| Cohen's kappa | **{_number(statistics['kappa'])}** |",
+        f"| mean IoU (classes present) | {_number(statistics['mean_iou'])} |",
+    ]
+    for value, class_name in CLASS_NAMES.items():
+        iou = statistics["iou"][classes.index(value)] if value in classes else None
+        present = value in classes and statistics["column_totals"][classes.index(value)] > 0
+        text = _number(iou) if present else "n/a (absent from these pixels)"
+        lines.append(f"| IoU {class_name} | {text} |")
+    lines += [
+        "",
+        "These pixels come from the same NAIP tile (and year) as the training patches, "
+        "two 256 x 256 patches in all: a check of the model on unseen pixels, not of how "
+        "it generalises to other places or years.",
+    ]
+    return "\n".join(lines) + "\n"
+
+
 def _model_argument(text: str) -> tuple[str, str]:
     name, separator, model = text.partition("=")
     if not separator or not name:
@@ -210,8 +284,10 @@ def main(argv: Sequence[str] | None = None) -> int:
     ]
     markdown = report_markdown(evaluations, args.image, args.window)
     (args.output_dir / "report.md").write_text(markdown, encoding="utf-8")
-    summary = {e.name: {"model": e.model, **e.statistics} for e in evaluations}
-    (args.output_dir / "report.json").write_text(json.dumps(summary, indent=2), encoding="utf-8")
+    summary = report_json(evaluations, args.image, args.labels, args.window)
+    (args.output_dir / "report.json").write_text(
+        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+    )
     print(markdown)
     return 0
 

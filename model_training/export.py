@@ -23,6 +23,7 @@ import platform
 import sys
 import warnings
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -36,6 +37,7 @@ from qgis_landcover.core.model_contract import ModelContract, read_contract, wri
 from qgis_landcover.core.raster_io import atomic_output
 
 from .checkpoint import BEST, LAST, load_checkpoint
+from .cntk_model import CenterCrop
 from .config import Config, config_from_dict
 from .unet import UNet
 
@@ -73,6 +75,12 @@ def plain_batchnorm(model: nn.Module) -> nn.Module:
         else:
             plain_batchnorm(child)
     return model
+
+
+def inference_network(model: nn.Module, margin: int) -> nn.Module:
+    """The network as exported: ``model`` (full-size output) followed by the centre crop
+    of ``margin`` pixels per side that the contract's ``output_margin`` declares."""
+    return nn.Sequential(model, CenterCrop(margin)) if margin else model
 
 
 def export_onnx(
@@ -113,12 +121,21 @@ def export_onnx(
     sample = sample.detach().float().cpu()
     with torch.no_grad():
         expected = reference_model(sample).numpy()
+    margin = contract.output_margin
+    declared = tuple(size - 2 * margin for size in sample.shape[-2:])
+    if expected.shape[-2:] != declared:
+        raise ExportError(
+            f"The network returns {expected.shape[-2:]} scores for a {tuple(sample.shape[-2:])}"
+            f" input; the contract's output_margin {margin} means {declared}."
+        )
     exported: nn.Module = reference_model
     if fp16:
         exported = HalfPrecision(copy.deepcopy(reference_model)).eval()
     destination = Path(path)
     with atomic_output(destination) as temporary:
         dynamic = {0: "batch", 2: "height", 3: "width"}
+        # A cropped output is smaller than the input: its sizes get names of their own.
+        output_dynamic = {0: "batch", 2: "scores_height", 3: "scores_width"} if margin else dynamic
         with warnings.catch_warnings():
             # The TorchScript exporter is deprecated in favour of the dynamo one, which
             # needs onnxscript; for a plain CNN both give the same graph.
@@ -130,7 +147,7 @@ def export_onnx(
                 dynamo=False,
                 input_names=[INPUT_NAME],
                 output_names=[OUTPUT_NAME],
-                dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: dynamic},
+                dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: output_dynamic},
                 opset_version=opset,
                 do_constant_folding=True,
             )
@@ -166,10 +183,11 @@ def build_contract(
     *,
     metrics: Mapping[str, Any] | None = None,
     provenance: Mapping[str, Any] | None = None,
-    output_margin: int = 0,
+    notes: CardNotes | None = None,
 ) -> ModelContract:
     """The contract of a model trained with ``config``: channel ``i`` is the ``i``-th
-    smallest class value; standardisation statistics as measured on the training data."""
+    smallest class value; standardisation statistics as measured on the training data;
+    ``model.output_margin`` cropped per side; ``notes`` go into the model card."""
     values = config.class_values
     labels = config.labels
     contract_args: dict[str, Any] = {
@@ -182,7 +200,7 @@ def build_contract(
         "resolution_cm": config.export.resolution_cm,
         "tile_size": config.export.tile_size,
         "tiles_overlap_percent": config.export.tiles_overlap_percent,
-        "output_margin": output_margin,
+        "output_margin": config.model.output_margin,
         "nodata_channel": None,
         "input_scale": config.normalization.input_scale,
         "standardization_mean": [float(v) for v in mean],
@@ -193,8 +211,38 @@ def build_contract(
         "provenance": dict(provenance or {}),
     }
     contract = ModelContract(**contract_args)
-    card = model_card(contract, config, metrics or {}, provenance or {})
+    card = model_card(contract, config, metrics or {}, provenance or {}, notes)
     return ModelContract(**{**contract_args, "model_card": card})
+
+
+@dataclass(frozen=True)
+class CardNotes:
+    """What a model card says beyond the training run's own record: ``evaluation``, a
+    Markdown section (e.g. scores through the plugin on held-out pixels), and
+    ``limits``, extra known-limit bullet points."""
+
+    evaluation: str = ""
+    limits: tuple[str, ...] = ()
+
+
+def describe_network(config: Config) -> str:
+    """One sentence on the network and where its initial weights came from."""
+    m = config.model
+    if m.architecture == "unet":
+        text = f"U-Net (`model_training.unet`), base width {m.base_width}, depth {m.depth}"
+    else:
+        options = ", ".join(f"{k}={v}" for k, v in m.options.items())
+        text = f"`{m.architecture}({options})`"
+    if m.init_weights:
+        text += f", initialised from `{m.init_weights}`"
+    if m.freeze:
+        text += f"; fixed during training: {', '.join(f'`{f}`' for f in m.freeze)}"
+    if m.output_margin:
+        text += (
+            f"; loss and validation on the centre of each patch ({m.output_margin} px "
+            "margin per side)"
+        )
+    return text
 
 
 def model_card(
@@ -202,15 +250,34 @@ def model_card(
     config: Config,
     metrics: Mapping[str, Any],
     provenance: Mapping[str, Any],
+    notes: CardNotes | None = None,
 ) -> str:
-    """A Markdown model card: what the model expects, what it was trained on, how well
-    it did on its validation data, and its limits."""
+    """A Markdown model card: source and licence, training data, classes and colours,
+    what the model expects, how it was trained, how well it did on its validation data
+    (and ``notes.evaluation``), and its limits."""
+    notes = notes or CardNotes()
+    training = ", ".join(f"`{n}`" for n in provenance.get("training_data", []))
+    validation = ", ".join(f"`{n}`" for n in provenance.get("validation_data", []))
     lines = [
         f"# {contract.name}",
         "",
         contract.description,
         "",
-        "## Classes",
+        "## Source and licence",
+        "",
+        "- Trained with this project's `model_training` (PyTorch DDP) and exported by "
+        "`model_training.export`; the full configuration, band statistics and software "
+        "versions are in the ONNX metadata (`provenance`).",
+        f"- Licence of the weights: {contract.license}.",
+        "",
+        "## Training data",
+        "",
+        f"- Training: {training or 'see provenance'}.",
+        f"- Validation during training: {validation or 'none'}.",
+        f"- Label remap: {config.labels.remap}; ignored label values: "
+        f"{config.labels.ignore_values}.",
+        "",
+        "## Classes and colours",
         "",
         "| channel | value | class | colour |",
         "|---|---|---|---|",
@@ -220,49 +287,67 @@ def model_card(
         lines.append(f"| {channel} | {contract.class_values[channel]} | {name} | {color} |")
     mean = ", ".join(f"{v:.4f}" for v in contract.standardization_mean or [])
     std = ", ".join(f"{v:.4f}" for v in contract.standardization_std or [])
+    margin = contract.output_margin
+    output = contract.tile_size - 2 * margin
     lines += [
         "",
-        "## Input",
+        "## Input expectations",
         "",
         f"- Bands, in order: {', '.join(contract.band_names)}.",
         f"- Resolution: {contract.resolution_cm:g} cm per pixel; tiles of "
         f"{contract.tile_size} px with {contract.tiles_overlap_percent:g} % overlap.",
         f"- Pixel values are multiplied by {contract.input_scale:.6g}, then standardised "
-        f"per band with mean [{mean}] and std [{std}] (measured on the training data).",
-        "- The output has the input's size (no margin is cropped).",
+        f"per band with mean [{mean}] and std [{std}].",
+        "- The output has the input's size (no margin is cropped)."
+        if margin == 0
+        else f"- The model returns the centre {output} x {output} px of each "
+        f"{contract.tile_size} px tile (`output_margin` {margin}).",
         "",
         "## Training",
         "",
-        f"- Training data: {', '.join(provenance.get('training_data', [])) or 'see provenance'}.",
-        f"- Validation data: {', '.join(provenance.get('validation_data', [])) or 'none'}.",
-        f"- Label remap: {config.labels.remap}; ignored label values: "
-        f"{config.labels.ignore_values}.",
-        f"- U-Net, base width {config.model.base_width}, depth {config.model.depth}; "
-        f"loss {config.loss.name}; {provenance.get('steps', '?')} optimizer steps of "
+        f"- Network: {describe_network(config)}.",
+        f"- Loss {config.loss.name} (class weights: {config.loss.class_weights}); "
+        f"{provenance.get('steps', '?')} optimizer steps of "
         f"{provenance.get('global_batch', '?')} patches of {config.data.patch_size} px "
-        f"on {provenance.get('world_size', '?')} process(es).",
+        f"on {provenance.get('world_size', '?')} process(es); AdamW, learning rate "
+        f"{config.optim.lr:g}, {config.optim.schedule} schedule.",
     ]
     if metrics:
-        lines += ["", "## Validation (held-out pixels)", ""]
+        selection = config.train.best_metric
+        weights = (
+            "the last step's weights"
+            if selection == "none"
+            else f"the best epoch by {selection} (a selection on these pixels)"
+        )
+        lines += [
+            "",
+            "## Validation during training",
+            "",
+            f"The trainer's own tiling of the validation data, {weights}:",
+            "",
+        ]
         for key, label in (
             ("overall_accuracy", "Overall accuracy"),
             ("kappa", "Cohen's kappa"),
             ("miou", "Mean IoU"),
         ):
-            if key in metrics:
+            if metrics.get(key) is not None:
                 lines.append(f"- {label}: {metrics[key]:.4f}")
         per_class = metrics.get("iou", {})
         for channel, name in sorted(contract.class_names.items()):
             value = per_class.get(str(contract.class_values[channel]))
             text = "n/a (absent from the validation data)" if value is None else f"{value:.4f}"
             lines.append(f"- IoU {name}: {text}")
+    if notes.evaluation:
+        lines += ["", notes.evaluation.strip()]
     lines += [
         "",
-        "## Limits",
+        "## Known limits",
         "",
         "- Valid only for imagery like the training data (sensor, season, region, "
         "resolution); accuracy elsewhere is unmeasured.",
         "- Classes rare or absent in the validation data have no reliable accuracy.",
+        *(f"- {limit}" for limit in notes.limits),
     ]
     return "\n".join(lines) + "\n"
 
@@ -285,8 +370,10 @@ def export_checkpoint(
     *,
     fp16: bool = False,
     sample: torch.Tensor | None = None,
+    notes: CardNotes | None = None,
 ) -> tuple[Path, float]:
-    """Export the weights of a training checkpoint with the contract recorded in it.
+    """Export the weights of a training checkpoint with the contract recorded in it
+    (``notes`` added to its model card).
 
     Returns:
         (written path, max abs difference ORT vs PyTorch).
@@ -298,14 +385,19 @@ def export_checkpoint(
     model.load_state_dict(state["model"])
     if sample is None:
         sample = example_input(config, seed=config.train.seed)
+    metrics = state.get("metrics") or {}
     contract = build_contract(
         config,
         statistics["mean"],
         statistics["std"],
-        metrics=state.get("metrics") or {},
-        provenance=json.loads(state.get("provenance", "{}")),
+        metrics=metrics,
+        provenance={**json.loads(state.get("provenance", "{}")), "metrics": metrics},
+        notes=notes,
     )
-    difference = export_onnx(model, output, contract, sample, fp16=fp16, opset=config.export.opset)
+    network = inference_network(model, config.model.output_margin)
+    difference = export_onnx(
+        network, output, contract, sample, fp16=fp16, opset=config.export.opset
+    )
     return output, difference
 
 

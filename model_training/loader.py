@@ -14,7 +14,7 @@ from qgis_landcover.core.normalization import Normalizer
 
 from .augment import augment
 from .config import AugmentConfig
-from .data import PairSource, read_patch
+from .data import PairSource, read_with_context
 from .sampler import Draw, PatchSampler, StreamIndices
 
 
@@ -61,18 +61,19 @@ class TrainPatches(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
 
 
 class ValidationTiles(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
-    """The fixed validation windows of this rank, padded to ``size``."""
+    """The fixed validation tiles of this rank (see
+    :func:`~model_training.sampler.validation_windows`): ``image`` (bands, size, size)
+    normalised, filled by reflection past the source; ``target`` (size, size) int64,
+    ``IGNORE_INDEX`` past the source."""
 
     def __init__(
         self,
         sources: Sequence[PairSource],
         windows: Sequence[Draw],
-        size: int,
         normalizer: Normalizer,
     ) -> None:
         self.sources = list(sources)
         self.windows = list(windows)
-        self.size = size
         self.normalizer = normalizer
 
     def __len__(self) -> int:
@@ -80,7 +81,7 @@ class ValidationTiles(torch.utils.data.Dataset[dict[str, torch.Tensor]]):
 
     def __getitem__(self, index: int) -> dict[str, torch.Tensor]:
         draw = self.windows[index]
-        image, target = read_patch(self.sources[draw.source], draw.window, self.size)
+        image, target = read_with_context(self.sources[draw.source], draw.window)
         return {
             "image": torch.from_numpy(self.normalizer(image)),
             "target": torch.from_numpy(target.astype(np.int64)),

@@ -127,14 +127,27 @@ def clip_window(window: Window, width: int, height: int) -> Window:
 
 
 def validation_windows(
-    sources: Sequence[PairSource], size: int, rank: int = 0, world_size: int = 1
+    sources: Sequence[PairSource],
+    size: int,
+    rank: int = 0,
+    world_size: int = 1,
+    margin: int = 0,
 ) -> list[Draw]:
-    """This rank's share of the validation grid: every source tiled with ``size``
-    windows (edge windows are padded when read), dealt out round-robin to ranks."""
+    """This rank's share of the validation grid, dealt out round-robin to ranks.
+
+    Every source is tiled with scored windows of ``size - 2 * margin`` pixels; each draw
+    is the ``size`` x ``size`` tile the model reads for one of them: the scored window
+    grown by ``margin`` on every side (and, at the far edges, past the source; read with
+    :func:`~model_training.data.read_with_context`). The model's output, cropped by
+    ``margin``, then scores every pixel of every source exactly once.
+    """
+    step = size - 2 * margin
+    if step <= 0:
+        raise ValueError(f"a {size} px tile leaves nothing inside a {margin} px margin")
     grid = [
-        Draw(index, window)
+        Draw(index, Window(window.col_off - margin, window.row_off - margin, size, size))
         for index, source in enumerate(sources)
-        for window in iter_windows(source.width, source.height, size, size)
+        for window in iter_windows(source.width, source.height, step, step)
     ]
     return grid[rank::world_size]
 

@@ -36,7 +36,14 @@ from .checkpoint import BEST, LAST, load_checkpoint, model_weights, save_checkpo
 from .config import Config, OptimConfig, save_config
 from .data import open_sources, resolve_pairs
 from .distributed import Context
-from .export import build_contract, build_model, export_onnx, software_versions, timestamp
+from .export import (
+    build_contract,
+    build_model,
+    export_onnx,
+    inference_network,
+    software_versions,
+    timestamp,
+)
 from .labels import IGNORE_INDEX, LabelMapper
 from .loader import TrainPatches, ValidationTiles, train_loader, validation_loader
 from .losses import build_loss, class_weights_from_counts
@@ -143,10 +150,11 @@ class Trainer:
         self.train_set = TrainPatches(
             self.sampler, config.augment, normalizer, config.normalization.input_scale
         )
+        self.margin = config.model.output_margin
         windows = validation_windows(
-            self.val_sources, d.patch_size, context.rank, context.world_size
+            self.val_sources, d.patch_size, context.rank, context.world_size, self.margin
         )
-        self.val_set = ValidationTiles(self.val_sources, windows, d.patch_size, normalizer)
+        self.val_set = ValidationTiles(self.val_sources, windows, normalizer)
 
         weights = self.class_weights()
         self.loss_fn = build_loss(
@@ -160,6 +168,7 @@ class Trainer:
         model: nn.Module = build_model(config)
         if config.model.init_weights and resume is None:
             model.load_state_dict(model_weights(Path(config.model.init_weights)))
+        self.frozen = freeze_modules(model, config.model.freeze)
         if context.distributed and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # Channels-last lets tensor-core convolutions run without layout transposes.
@@ -167,8 +176,11 @@ class Trainer:
             torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         )
         self.model = model.to(self.device, memory_format=self.memory_format)
+        trainable = [p for p in self.model.parameters() if p.requires_grad]
+        if not trainable:
+            raise InputError("model.freeze leaves no weights to train.")
         self.optimizer = torch.optim.AdamW(
-            self.model.parameters(), lr=config.optim.lr, weight_decay=config.optim.weight_decay
+            trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
         self.total_steps = train.epochs * train.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
@@ -305,6 +317,8 @@ class Trainer:
         """One optimizer step over ``grad_accum`` micro-batches; returns the mean loss."""
         accum = self.config.train.grad_accum
         self.ddp.train()
+        for module in self.frozen:
+            module.eval()  # frozen batch norm keeps its statistics
         self.optimizer.zero_grad(set_to_none=True)
         total = torch.zeros((), device=self.device)
         for micro in range(accum):
@@ -325,6 +339,7 @@ class Trainer:
             with sync:
                 with self.autocast():
                     logits = self.forward(image)
+                logits, target = self.scored(logits, target)
                 loss = self.loss_fn(logits.float(), target)
                 self.scaler.scale(loss / accum).backward()
             total += loss.detach()
@@ -412,7 +427,8 @@ class Trainer:
         if len(self.val_pairs):
             metrics = self.validate()
             self.last_metrics = metrics
-            value = metrics.get(self.config.train.best_metric)
+            best_metric = self.config.train.best_metric
+            value = None if best_metric == "none" else metrics.get(best_metric)
             if self.log is not None:
                 row = {k: v for k, v in metrics.items() if not isinstance(v, dict)}
                 row.update({f"iou_{k}": v for k, v in metrics["iou"].items()})
@@ -428,6 +444,19 @@ class Trainer:
                     flush=True,
                 )
         self.save()
+
+    def scored(
+        self, logits: torch.Tensor, target: torch.Tensor
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """The scored part of a batch: logits (N, C, H, W) and targets (N, H, W) without
+        ``model.output_margin`` pixels on each side."""
+        if logits.shape[-2:] != target.shape[-2:]:
+            raise InputError(
+                f"The network returns {tuple(logits.shape[-2:])} scores for "
+                f"{tuple(target.shape[-2:])} pixels; it must keep the input's size (set "
+                "model.output_margin to have the pipeline crop a margin)."
+            )
+        return crop_margin(logits, self.margin), crop_margin(target, self.margin)
 
     @torch.no_grad()
     def validate(self) -> dict[str, Any]:
@@ -450,6 +479,7 @@ class Trainer:
             target = batch["target"].to(self.device, non_blocking=True)
             with self.autocast():
                 logits = self.model(image)
+            logits, target = self.scored(logits, target)
             labelled = int((target != IGNORE_INDEX).sum())
             if labelled:
                 loss = self.loss_fn(logits.float(), target)
@@ -489,8 +519,9 @@ class Trainer:
         }
 
     def finish(self) -> RunResult:
-        """Rank 0 exports the best (else the last) weights to ONNX with the contract,
-        writes ``metrics.json`` and the summary plot."""
+        """Rank 0 exports the best weights (the last ones with ``best_metric: none`` or
+        without validation) to ONNX with the contract, writes ``metrics.json`` and the
+        summary plot."""
         if self.sample_log is not None:
             self.sample_log.close()
         digests = distributed.gather_object(distributed.state_digest(self.model), self.context)
@@ -504,11 +535,12 @@ class Trainer:
             best_path = self.run_dir / "checkpoints" / BEST
             weights = self.model.state_dict()
             metrics = self.last_metrics
-            if best_path.is_file():
+            if self.config.train.best_metric != "none" and best_path.is_file():
                 best = load_checkpoint(best_path)
                 weights, metrics = best["model"], best["metrics"]
             model = build_model(self.config)
             model.load_state_dict(weights)
+            model = inference_network(model, self.margin)
             provenance = {**self.provenance(), "metrics": metrics}
             contract = build_contract(
                 self.config,
@@ -544,6 +576,31 @@ class Trainer:
         else:
             items = [self.train_set[i] for i in range(2)]
         return torch.stack([item["image"] for item in items])
+
+
+def crop_margin(tensor: torch.Tensor, margin: int) -> torch.Tensor:
+    """``tensor`` (..., H, W) without ``margin`` pixels on each side of its last two axes."""
+    if margin == 0:
+        return tensor
+    return tensor[..., margin:-margin, margin:-margin]
+
+
+def freeze_modules(model: nn.Module, paths: list[str]) -> list[nn.Module]:
+    """Fix the weights of the sub-modules at ``paths`` (e.g. ``network.stem``) and return
+    them (the loop keeps them in inference mode, so batch norm keeps its statistics)."""
+    modules = []
+    for path in paths:
+        try:
+            module = model.get_submodule(path)
+        except AttributeError as error:
+            names = ", ".join(name for name, _ in model.named_children())
+            raise InputError(
+                f"model.freeze: the network has no module {path!r} (top level: {names})."
+            ) from error
+        for parameter in module.parameters():
+            parameter.requires_grad_(False)
+        modules.append(module)
+    return modules
 
 
 def fmt(value: float | None) -> str:

@@ -16,11 +16,30 @@ from ..conftest import ROOT
 CONFIGS = ROOT / "model_training" / "configs"
 
 
-@pytest.mark.parametrize("name", ["default.yaml", "demo_cpu.yaml"])
+@pytest.mark.parametrize(
+    "name", ["default.yaml", "demo_cpu.yaml", "finetune_2018.yaml", "scratch_unet.yaml"]
+)
 def test_shipped_configs_load(name: str) -> None:
     config = load_config(CONFIGS / name)
     assert config.class_values == [1, 2, 3, 4]
     assert config.data.band_names == ["red", "green", "blue", "nir"]
+
+
+def test_compared_configs_share_the_split_and_report_the_last_weights() -> None:
+    # model_training/EVALUATION.md compares these runs on the same held-out column.
+    finetune = load_config(CONFIGS / "finetune_2018.yaml")
+    scratch = load_config(CONFIGS / "scratch_unet.yaml")
+    demo = load_config(CONFIGS / "demo_cpu.yaml")
+    assert finetune.data.train == scratch.data.train == demo.data.train
+    assert finetune.data.val == scratch.data.val == demo.data.val
+    [train], [val] = finetune.data.train, finetune.data.val
+    assert train["image"] == val["image"] and train["label"] == val["label"]
+    assert train["window"] == [0, 0, 768, 512] and val["window"] == [768, 0, 256, 512]
+    assert finetune.train.best_metric == scratch.train.best_metric == "none"
+    assert finetune.model.architecture == "model_training.cntk_model:azure2018_for_training"
+    assert (ROOT / finetune.model.options["weights"]).is_file()
+    # The 2018 network's training crop, and the tile the plugin feeds it.
+    assert finetune.model.output_margin == 64 and finetune.export.tile_size == 256
 
 
 def test_yaml_and_toml_give_the_same_config(tmp_path: Path) -> None:
@@ -69,6 +88,9 @@ def test_overrides_reach_any_field_with_yaml_values(tmp_path: Path) -> None:
         ("sampler.rare_classes=[9]", "sampler.rare_classes not in labels.classes: [9]"),
         ("loss.class_weights=[1, 2]", "loss.class_weights needs one weight per class"),
         ("train.epochs", "is not of the form section.field=value"),
+        ("train.best_metric=loss", "config.train.best_metric must be one of"),
+        ("model.output_margin=-1", "model.output_margin must be >= 0"),
+        ("model.output_margin=128", "data.patch_size (256) must exceed twice"),
     ],
 )
 def test_bad_settings_are_named(override: str, message: str) -> None:
