@@ -46,6 +46,10 @@ class LandcoverProvider(QgsProcessingProvider):
     def helpId(self) -> str:
         return "landcover"
 
+    def supportedOutputRasterLayerExtensions(self) -> list[str]:
+        # Outputs are written with GDAL's GTiff driver (tiled, compressed, colour table).
+        return ["tif"]
+
     def loadAlgorithms(self) -> None:
         for algorithm_class in algorithm_classes():
             self.addAlgorithm(algorithm_class())

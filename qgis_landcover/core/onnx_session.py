@@ -99,14 +99,15 @@ class ModelSession:
         except Exception as error:  # ORT raises its own (pybind) exception classes
             raise InputError(
                 f"The model {self.path.name} failed on a batch of {batch.shape[0]} tile(s) of "
-                f"{batch.shape[-1]} x {batch.shape[-2]} pixels: {error}. If you changed the tile "
+                f"{batch.shape[-1]} x {batch.shape[-2]} pixels (width x height): {error}. "
+                "If you changed the tile "
                 "size, try the model's own (many networks need multiples of 32)."
             ) from error
         expected = (
             batch.shape[0],
             self.contract.num_classes,
-            self.output_size(batch.shape[-1]),
             self.output_size(batch.shape[-2]),
+            self.output_size(batch.shape[-1]),
         )
         if scores.ndim != 4 or scores.shape != expected:
             raise ModelContractError(

@@ -9,6 +9,7 @@ message that names the file.
 from __future__ import annotations
 
 import os
+import re
 import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
@@ -47,7 +48,10 @@ def open_raster(path: str | os.PathLike[str]) -> gdal.Dataset:
     path_text = os.fspath(path)
     if not path_text:
         raise InputError("No raster given.")
-    is_local = "://" not in path_text and not path_text.startswith("/vsi")
+    # GDAL connection strings (GPKG:file:table, NETCDF:"file":var, /vsi..., URLs) are
+    # not plain paths: let GDAL judge them.
+    is_connection = re.match(r"^[A-Za-z][A-Za-z0-9_]+:", path_text) is not None  # not "C:"
+    is_local = "://" not in path_text and not path_text.startswith("/vsi") and not is_connection
     if is_local and not Path(path_text).exists():
         raise InputError(f"Raster not found: {path_text}")
     try:

@@ -181,3 +181,11 @@ def test_wrong_runtime_shape_is_reported(tmp_path: Path) -> None:
     session = load_session(path, "cpu")
     with pytest.raises(InputError, match="failed on a batch"):
         session.run(np.zeros((1, 3, 32, 32), np.float32))
+
+
+def test_non_square_batches_keep_height_and_width_apart(tmp_path: Path) -> None:
+    contract = contract_for(2, output_margin=2)
+    path = box_model(tmp_path / "crop.onnx", WEIGHTS[:2], contract=contract, margin=2)
+    session = load_session(path, "cpu")
+    # (N, C, H=24, W=40): the 2-pixel crop per side gives H 20, W 36.
+    assert session.run(np.zeros((1, 4, 24, 40), np.float32)).shape == (1, 2, 20, 36)

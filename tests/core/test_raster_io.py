@@ -99,3 +99,12 @@ def test_qml_style_lists_every_class(tmp_path: Path) -> None:
     )
     text = path.read_text()
     assert 'value="1" color="#1f78b4"' in text and 'label="tree"' in text
+
+
+def test_gdal_connection_strings_are_opened_by_gdal(tmp_path: Path) -> None:
+    geopackage = tmp_path / "labels.gpkg"
+    gdal.Translate(str(geopackage), str(LABELS), format="GPKG", creationOptions=["RASTER_TABLE=lc"])
+    dataset = raster_io.open_raster(f"GPKG:{geopackage}:lc")
+    assert (dataset.RasterXSize, dataset.RasterYSize) == (1024, 512)
+    with pytest.raises(InputError, match=r"Cannot open raster GPKG:"):
+        raster_io.open_raster(f"GPKG:{tmp_path / 'missing.gpkg'}:lc")

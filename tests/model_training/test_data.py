@@ -17,6 +17,7 @@ from model_training.data import (
     RasterPair,
     open_sources,
     read_patch,
+    read_with_context,
     resolve_pairs,
 )
 from model_training.labels import IGNORE_INDEX, LabelMapper
@@ -161,3 +162,25 @@ def test_read_patch_pads_outside_and_ignores_image_nodata(tmp_path: Path) -> Non
     assert pixels.shape == (4, 32, 32)
     assert (target[:, 24:] == IGNORE_INDEX).all() and (pixels[:, :, 24:] == 0).all()
     np.testing.assert_array_equal(pixels[:, :, :24], whole(MOSAIC_IMAGE)[:, :32, 1000:])
+
+
+def test_read_with_context_reflects_the_image_and_ignores_labels_outside() -> None:
+    # The held-out column of the mosaic as a source; a tile grown 64 px past its top-left.
+    spec = PairSpec(str(MOSAIC_IMAGE), str(MOSAIC_LABELS), Window(768, 0, 256, 512))
+    [source] = open_sources([spec], MAPPER, [1, 2, 3, 4])
+    pixels, target = read_with_context(source, Window(-64, -64, 256, 256))
+    inside = whole(MOSAIC_IMAGE)[:, :192, 768:960].astype(np.float32)
+    # Oracle: numpy's reflection (edge pixel not repeated), as the plugin's classifier pads.
+    expected = np.pad(inside, ((0, 0), (64, 0), (64, 0)), mode="reflect")
+    np.testing.assert_array_equal(pixels, expected)
+    labels = whole(MOSAIC_LABELS)[:192, 768:960]
+    assert (target[:64, :] == IGNORE_INDEX).all() and (target[:, :64] == IGNORE_INDEX).all()
+    np.testing.assert_array_equal(target[64:, 64:], expected_targets(labels.astype(int)))
+    # Past the far edges too: rows 448-703 and columns 128-383 of a 256 x 512 source.
+    pixels, target = read_with_context(source, Window(128, 448, 256, 256))
+    inside = whole(MOSAIC_IMAGE)[:, 448:, 896:].astype(np.float32)
+    expected = np.pad(inside, ((0, 0), (0, 192), (0, 128)), mode="reflect")
+    np.testing.assert_array_equal(pixels, expected)
+    assert (target[64:] == IGNORE_INDEX).all() and (target[:, 128:] == IGNORE_INDEX).all()
+    with pytest.raises(ValueError, match="does not overlap"):
+        read_with_context(source, Window(300, 0, 16, 16))

@@ -110,3 +110,28 @@ def test_validation_grid_covers_every_pixel_once(tile: RasterPair, world_size: i
             seen.append(draw)
     assert (coverage == 1).all()
     assert len(seen) == len(set(seen)) == 25  # 260 px in 64 px tiles: 5 x 5
+
+
+@pytest.mark.parametrize(("world_size", "margin"), [(1, 16), (2, 16), (3, 24)])
+def test_validation_tiles_with_a_margin_score_every_pixel_once(
+    tile: RasterPair, world_size: int, margin: int
+) -> None:
+    size = 96
+    scored = np.zeros((tile.height, tile.width), dtype=int)
+    draws = [
+        draw
+        for rank in range(world_size)
+        for draw in validation_windows([tile], size, rank, world_size, margin)
+    ]
+    for draw in draws:
+        w = draw.window
+        assert (w.width, w.height) == (size, size)  # the model always reads whole tiles
+        # The model's output is the tile without its margin; outside the source ignored.
+        rows = slice(max(w.row_off + margin, 0), w.row_off + size - margin)
+        cols = slice(max(w.col_off + margin, 0), w.col_off + size - margin)
+        scored[rows, cols] += 1
+    assert (scored == 1).all()
+    step = size - 2 * margin
+    assert len(draws) == len(set(draws)) == (-(-260 // step)) ** 2
+    with pytest.raises(ValueError, match="leaves nothing"):
+        validation_windows([tile], 32, margin=16)
