@@ -59,9 +59,15 @@ class Evaluation:
     classify_seconds: float
     classified: Path
 
-    def iou(self, value: int) -> float | None:
-        classes = self.statistics["classes"]
-        return self.statistics["iou"][classes.index(value)] if value in classes else None
+
+def class_iou(statistics: dict[str, Any], value: int) -> float | None:
+    """IoU of class ``value`` in ``landcover:agreement`` statistics; ``None`` when the
+    class is absent from the reference (a few pixels mapped to it give IoU 0, which
+    says nothing about the class)."""
+    classes = statistics["classes"]
+    if value not in classes or statistics["column_totals"][classes.index(value)] == 0:
+        return None
+    return statistics["iou"][classes.index(value)]
 
 
 def qgis_process(algorithm: str, parameters: dict[str, str]) -> dict[str, Any]:
@@ -139,29 +145,31 @@ def _number(value: float | None) -> str:
     return "n/a" if value is None else f"{value:.4f}"
 
 
-def report_markdown(evaluations: Sequence[Evaluation], image: Path, window: Window) -> str:
-    """A Markdown table of the evaluations (same pixels for every model)."""
-    pixels = {e.statistics["observations"] for e in evaluations}
+def report_markdown(report: dict[str, Any]) -> str:
+    """A Markdown table of a :func:`report_json` report (same pixels for every model)."""
+    models = report["models"]
+    pixels = {m["observations"] for m in models.values()}
     header = ["model", "overall accuracy", "kappa", "mean IoU"]
     header += [f"IoU {name}" for name in CLASS_NAMES.values()]
     header += ["classify time (s)"]
     lines = [
-        f"Held-out window (col, row, width, height) {astuple(window)} of "
-        f"`{image.name}`; {', '.join(f'{p:,}' for p in sorted(pixels))} labelled pixels; "
-        f"reference remap `{REFERENCE_REMAP}`; run through `landcover:classify` + "
-        "`landcover:agreement` (rows = classification, columns = reference).",
+        f"Held-out window (col, row, width, height) {tuple(report['window'])} of "
+        f"`{Path(report['image']).name}`; {', '.join(f'{p:,}' for p in sorted(pixels))} "
+        f"labelled pixels; reference remap `{report['reference_remap']}`; run through "
+        "`landcover:classify` + `landcover:agreement` (rows = classification, columns = "
+        "reference); IoU n/a: class absent from the reference pixels.",
         "",
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for e in evaluations:
+    for name, statistics in models.items():
         cells = [
-            e.name,
-            _number(e.statistics["overall_accuracy"]),
-            _number(e.statistics["kappa"]),
-            _number(e.statistics["mean_iou"]),
-            *(_number(e.iou(value)) for value in CLASS_NAMES),
-            f"{e.classify_seconds:.1f}",
+            name,
+            _number(statistics["overall_accuracy"]),
+            _number(statistics["kappa"]),
+            _number(statistics["mean_iou"]),
+            *(_number(class_iou(statistics, value)) for value in CLASS_NAMES),
+            f"{statistics['classify_seconds']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -204,7 +212,7 @@ def heldout_section(report: dict[str, Any], name: str) -> str:
     shares = ", ".join(
         f"{CLASS_NAMES[value]} {count / total:.1%}"
         for value, count in zip(classes, statistics["column_totals"], strict=True)
-        if value in CLASS_NAMES
+        if value in CLASS_NAMES and count > 0
     )
     lines = [
         "## Measured accuracy: held-out pixels, through the plugin",
@@ -224,12 +232,16 @@ def heldout_section(report: dict[str, Any], name: str) -> str:
         f"| mean IoU (classes present) | {_number(statistics['mean_iou'])} |",
     ]
     for value, class_name in CLASS_NAMES.items():
-        iou = statistics["iou"][classes.index(value)] if value in classes else None
-        present = value in classes and statistics["column_totals"][classes.index(value)] > 0
-        text = _number(iou) if present else "n/a (absent from these pixels)"
+        iou = class_iou(statistics, value)
+        text = "n/a (absent from these pixels)" if iou is None else _number(iou)
         lines.append(f"| IoU {class_name} | {text} |")
+    majority = max(range(len(classes)), key=lambda i: statistics["column_totals"][i])
     lines += [
         "",
+        f"A map of {CLASS_NAMES.get(classes[majority], classes[majority])} only (the "
+        "majority class) would score overall accuracy "
+        f"{statistics['column_totals'][majority] / total:.3f} and kappa 0 on these pixels: "
+        "kappa and the per-class IoU say more than overall accuracy here. "
         "These pixels come from the same NAIP tile (and year) as the training patches, "
         "two 256 x 256 patches in all: a check of the model on unseen pixels, not of how "
         "it generalises to other places or years.",
@@ -282,12 +294,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         evaluate(name, model, args.output_dir, args.image, args.labels, args.window)
         for name, model in args.models
     ]
-    markdown = report_markdown(evaluations, args.image, args.window)
-    (args.output_dir / "report.md").write_text(markdown, encoding="utf-8")
-    summary = report_json(evaluations, args.image, args.labels, args.window)
+    report = report_json(evaluations, args.image, args.labels, args.window)
     (args.output_dir / "report.json").write_text(
-        json.dumps(summary, indent=2) + "\n", encoding="utf-8"
+        json.dumps(report, indent=2) + "\n", encoding="utf-8"
     )
+    markdown = report_markdown(report)
+    (args.output_dir / "report.md").write_text(markdown, encoding="utf-8")
     print(markdown)
     return 0
 

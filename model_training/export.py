@@ -217,10 +217,12 @@ def build_contract(
 
 @dataclass(frozen=True)
 class CardNotes:
-    """What a model card says beyond the training run's own record: ``evaluation``, a
-    Markdown section (e.g. scores through the plugin on held-out pixels), and
-    ``limits``, extra known-limit bullet points."""
+    """What a model card says beyond the training run's own record: ``sources``, extra
+    source and licence bullet points (e.g. where initial weights came from);
+    ``evaluation``, a Markdown section (e.g. scores through the plugin on held-out
+    pixels); ``limits``, extra known-limit bullet points."""
 
+    sources: tuple[str, ...] = ()
     evaluation: str = ""
     limits: tuple[str, ...] = ()
 
@@ -269,6 +271,7 @@ def model_card(
         "`model_training.export`; the full configuration, band statistics and software "
         "versions are in the ONNX metadata (`provenance`).",
         f"- Licence of the weights: {contract.license}.",
+        *(f"- {source}" for source in notes.sources),
         "",
         "## Training data",
         "",
@@ -323,7 +326,7 @@ def model_card(
             "",
             "## Validation during training",
             "",
-            f"The trainer's own tiling of the validation data, {weights}:",
+            f"The trainer's own tiling of its validation data, {weights}:",
             "",
         ]
         for key, label in (

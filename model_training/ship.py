@@ -8,8 +8,12 @@ the ``model_card`` metadata changes (and the card is written beside it as Markdo
 
     python -m model_training.ship runs/finetune_2018/model.onnx \\
         qgis_landcover/models/azure_2018_unet_finetuned.onnx \\
-        --evaluation model_training/evaluation/heldout.json --evaluated-as finetuned-2018
+        --evaluation model_training/evaluation/heldout.json \\
+        --notes model_training/evaluation/azure_2018_unet_finetuned.yaml
     python -m model_training.ship --catalogue-only      # refresh SHA-256 and size
+
+The notes file (YAML) says what the training record cannot: ``evaluated_as`` (the
+model's name in the evaluation report), ``sources`` and ``limits`` (lists of lines).
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+import yaml
+
 from qgis_landcover.core.download import file_sha256
 from qgis_landcover.core.errors import InputError, LandcoverError
 from qgis_landcover.core.model_catalog import BUILTIN_CATALOGUE, read_catalogue
@@ -35,7 +41,7 @@ from .export import CardNotes, model_card
 
 #: Known limits of every model trained on the shipped 1 m patches.
 PATCH_LIMITS = (
-    "Trained on 6 patches of 256 x 256 px (393,216 px) of one NAIP tile "
+    "This project's training used 6 patches of 256 x 256 px (393,216 px) of one NAIP tile "
     "(m_3708020_sw_17_1, West Virginia, 2014) with Chesapeake Conservancy 2013/14 labels: "
     "96 % tree canopy, 3.9 % low vegetation, 0.2 % impervious, no water, no barren land.",
     "Water is absent from both the training and the evaluation pixels: the water class "
@@ -48,9 +54,16 @@ PATCH_LIMITS = (
 MAX_SHIPPED_BYTES = 10 * 1024 * 1024
 
 
-def card_notes(report: dict[str, Any] | None, name: str | None) -> CardNotes:
-    """The notes for a model card: the held-out section of model ``name`` in the
-    evaluation ``report`` (see :func:`~model_training.evaluate_models.report_json`)."""
+def card_notes(
+    report: dict[str, Any] | None,
+    name: str | None,
+    sources: Sequence[str] = (),
+    limits: Sequence[str] = (),
+) -> CardNotes:
+    """The notes for a model card: ``sources`` (source and licence bullet points), the
+    held-out section of model ``name`` in the evaluation ``report`` (see
+    :func:`~model_training.evaluate_models.report_json`), :data:`PATCH_LIMITS` and
+    ``limits``."""
     evaluation = ""
     if report is not None and name is not None:
         if name not in report["models"]:
@@ -59,7 +72,27 @@ def card_notes(report: dict[str, Any] | None, name: str | None) -> CardNotes:
                 f"(it has {', '.join(report['models'])})."
             )
         evaluation = heldout_section(report, name)
-    return CardNotes(evaluation=evaluation, limits=PATCH_LIMITS)
+    return CardNotes(tuple(sources), evaluation, (*PATCH_LIMITS, *limits))
+
+
+def read_notes(path: Path | None, report: dict[str, Any] | None) -> CardNotes:
+    """:func:`card_notes` from a YAML notes file (``evaluated_as``, ``sources``,
+    ``limits``; all optional) and the evaluation ``report``."""
+    if path is None:
+        return card_notes(report, None)
+    try:
+        data = yaml.safe_load(path.read_text(encoding="utf-8")) or {}
+    except (OSError, yaml.YAMLError) as error:
+        raise InputError(f"Cannot read the card notes {path}: {error}") from error
+    unknown = set(data) - {"evaluated_as", "sources", "limits"}
+    if unknown:
+        raise InputError(f"{path}: unknown keys {sorted(unknown)}.")
+    return card_notes(
+        report,
+        data.get("evaluated_as"),
+        [str(line) for line in data.get("sources", [])],
+        [str(line) for line in data.get("limits", [])],
+    )
 
 
 def ship(source: Path, destination: Path, notes: CardNotes) -> ModelContract:
@@ -112,7 +145,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("source", nargs="?", type=Path, help="the evaluated ONNX model")
     parser.add_argument("destination", nargs="?", type=Path, help="where to ship it")
     parser.add_argument("--evaluation", type=Path, help="evaluate_models report.json")
-    parser.add_argument("--evaluated-as", help="the model's name in that report")
+    parser.add_argument("--notes", type=Path, help="card notes (YAML)")
     parser.add_argument(
         "--catalogue-only", action="store_true", help="only refresh the catalogue's checksums"
     )
@@ -124,7 +157,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             report = None
             if args.evaluation is not None:
                 report = json.loads(args.evaluation.read_text(encoding="utf-8"))
-            notes = card_notes(report, args.evaluated_as)
+            notes = read_notes(args.notes, report)
             ship(args.source, args.destination, notes)
             print(f"wrote {args.destination} and {args.destination.with_suffix('.md')}")
         for entry in update_catalogue():

@@ -27,13 +27,13 @@ OMP_NUM_THREADS="$THREADS" PYTHONWARNINGS=ignore "$PYTHON" -m torch.distributed.
 
 MODEL="$RUN_DIR/model.onnx"
 echo
-echo "Validation during training (best epoch, held-out pixels):"
+echo "Validation during training (last epoch, held-out pixels):"
 "$PYTHON" - "$RUN_DIR/metrics.json" <<'PY'
 import json, sys
 summary = json.load(open(sys.argv[1]))
 v = summary["validation"]
 print(f"  overall accuracy {v['overall_accuracy']:.4f}  kappa {v['kappa']:.4f}  "
-      f"mean IoU {v['miou']:.4f}  ({v['pixels']} pixels, step {summary['best_step']})")
+      f"mean IoU {v['miou']:.4f}  ({v['pixels']} pixels, {summary['steps']} steps)")
 print("  IoU per class: " + ", ".join(
     f"{k}: {'n/a' if x is None else format(x, '.3f')}" for k, x in v["iou"].items()))
 print(f"  ONNX Runtime vs PyTorch max abs difference: {summary['onnx_max_abs_difference']:.2e}")

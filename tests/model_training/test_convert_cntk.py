@@ -9,6 +9,7 @@ here), and exact identities (transposed images, repeated conversion).
 
 from __future__ import annotations
 
+import copy
 import struct
 from collections import Counter
 from pathlib import Path
@@ -19,6 +20,7 @@ import torch
 
 from model_training import convert_cntk
 from model_training.cntk_model import (
+    Azure2018Classes,
     Azure2018UNet,
     azure2018_for_training,
     lower_graph,
@@ -26,8 +28,11 @@ from model_training.cntk_model import (
 )
 from model_training.cntk_model import load_cntk_network as load_network
 from model_training.cntk_protobuf import CntkFormatError, load_graph, parse_model_bytes
-from model_training.export import ExportError
+from model_training.config import load_config
+from model_training.export import ExportError, build_contract, export_onnx, inference_network
 from qgis_landcover.core.model_contract import read_contract
+from qgis_landcover.core.normalization import Normalizer
+from qgis_landcover.core.onnx_session import load_session
 
 from ..conftest import DATA, ROOT
 
@@ -190,6 +195,30 @@ def test_training_variant_is_the_uncropped_network(trained: Azure2018UNet) -> No
     assert full.shape == (1, 4, 256, 256)
     torch.testing.assert_close(full[:, :, 64:192, 64:192], cropped[:, 1:], rtol=0, atol=0)
     assert azure2018_for_training()(image).shape == (1, 4, 256, 256)
+
+
+def test_fine_tuning_starts_from_the_converted_model(
+    trained: Azure2018UNet, patches: convert_cntk.Patches, tmp_path: Path
+) -> None:
+    # configs/finetune_2018.yaml through the training pipeline's export (the 64 px margin
+    # cropped in the graph, 4 class channels): before any step, the shipped converted
+    # model's scores and classes, on real patches, as the plugin's session runs them.
+    config = load_config(ROOT / "model_training" / "configs" / "finetune_2018.yaml")
+    variant = Azure2018Classes(copy.deepcopy(trained)).eval()
+    contract = build_contract(config, [0.0] * 4, [1.0] * 4)
+    assert (contract.output_margin, contract.tiles_overlap_percent) == (64, 0.0)
+    network = inference_network(variant, config.model.output_margin)
+    images = patches.images[[3, 7]]  # the held-out patches (a copy; normalised in place)
+    sample = torch.from_numpy(Normalizer(contract)(images.copy()))
+    path = tmp_path / "start.onnx"
+    export_onnx(network, path, contract, sample)
+    started = load_session(path, "cpu").run(Normalizer(contract)(images.copy()))
+    shipped = load_session(SHIPPED, "cpu").run(Normalizer(read_contract(SHIPPED))(images))
+    assert started.shape == (2, 4, 128, 128)
+    np.testing.assert_allclose(started, shipped[:, 1:], atol=1e-4)
+    # Class values: channel + 1 here, the channel itself in the converted model (0 = no data).
+    started_classes = np.array(list(contract.class_values.values()))[started.argmax(1)]
+    np.testing.assert_array_equal(started_classes, shipped[:, 1:].argmax(1) + 1)
 
 
 def test_rebuild_is_deterministic(trained: Azure2018UNet) -> None:

@@ -48,5 +48,10 @@ def test_evaluation_scores_exactly_the_window(tmp_path: Path) -> None:
     # The converted model's documented score on this patch centre (0.858).
     assert statistics["overall_accuracy"] == pytest.approx(0.858, abs=0.02)
 
-    report = evaluate_models.report_markdown([evaluation], evaluate_models.MOSAIC, window)
-    assert f"| converted | {statistics['overall_accuracy']:.4f} |" in report
+    report = evaluate_models.report_json(
+        [evaluation], evaluate_models.MOSAIC, evaluate_models.LABELS, window
+    )
+    assert report["window"] == [832, 64, 128, 128]
+    assert report["models"]["converted"]["observations"] == statistics["observations"]
+    table = evaluate_models.report_markdown(report)
+    assert f"| converted | {statistics['overall_accuracy']:.4f} |" in table

@@ -9,6 +9,7 @@ import math
 from pathlib import Path
 
 import numpy as np
+import onnx
 import pytest
 import torch
 import yaml
@@ -18,8 +19,10 @@ from model_training.checkpoint import load_checkpoint
 from model_training.config import OptimConfig, load_config
 from model_training.export import build_model
 from model_training.trainer import lr_factor, resolve_amp, run
+from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.model_contract import read_contract
 from qgis_landcover.core.normalization import Normalizer
+from qgis_landcover.core.onnx_session import load_session
 
 from .tiny import patch, run_training, tiny_config
 
@@ -133,3 +136,88 @@ def test_any_architecture_and_initial_weights(tmp_path: Path) -> None:
     assert all(torch.equal(trained[k], again[k]) for k in trained)
     fresh = build_model(tiny_config(tmp_path / "c", **conv))
     assert not torch.equal(fresh.state_dict()["weight"], trained["weight"])
+
+
+def test_margin_frozen_modules_and_last_weights(tmp_path: Path) -> None:
+    # The 2018 fine-tuning set-up in miniature: loss and validation on the centre of each
+    # patch (8 px margin of 32), the first encoder fixed, the last weights exported.
+    run_dir = tmp_path / "run"
+    config = tiny_config(
+        run_dir,
+        model__output_margin=8,
+        model__freeze=["encoders.0"],
+        train__best_metric="none",
+    )
+    result = run(config)
+    assert not (run_dir / "checkpoints" / "best.pt").exists()
+    last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
+
+    # Frozen: weights and batch-norm statistics as initialised (the trainer seeds torch
+    # with train.seed before building the network); everything else trained.
+    torch.manual_seed(config.train.seed)
+    initial = build_model(config).state_dict()
+    for key, value in last["model"].items():
+        if key.startswith("encoders.0.") and not key.endswith("num_batches_tracked"):
+            assert torch.equal(value, initial[key]), key
+    assert not torch.equal(last["model"]["head.weight"], initial["head.weight"])
+    assert not torch.equal(
+        last["model"]["encoders.1.1.running_mean"], initial["encoders.1.1.running_mean"]
+    )
+
+    # Oracle for the validation metrics: the last weights over the validation window
+    # (top-left 128 x 128 of patch 7), reflect-padded by the margin, in 32 px tiles whose
+    # centre 16 x 16 tile the window; scikit-learn scores.
+    model = build_model(config)
+    model.load_state_dict(last["model"])
+    model.eval()
+    contract = read_contract(result.model_path)
+    assert (contract.output_margin, contract.tile_size) == (8, 32)
+    array = np.load(patch(7))["arr_0"][0]
+    raw = np.pad(array[0:4, :128, :128], ((0, 0), (8, 8), (8, 8)), mode="reflect")
+    image = torch.from_numpy(Normalizer(contract)(raw.astype(np.float32)[None].copy()))
+    predicted = np.zeros((128, 128), dtype=int)
+    with torch.no_grad():
+        for row in range(0, 128, 16):
+            for col in range(0, 128, 16):
+                scores = model(image[:, :, row : row + 32, col : col + 32])[0, :, 8:24, 8:24]
+                predicted[row : row + 16, col : col + 16] = scores.argmax(0).numpy() + 1
+    reference = array[8, :128, :128].astype(int)
+    reference = np.where(np.isin(reference, [5, 6]), 4, reference)
+    metrics = last["metrics"]
+    assert metrics["pixels"] == 128 * 128
+    assert metrics["overall_accuracy"] == pytest.approx(
+        accuracy_score(reference.ravel(), predicted.ravel())
+    )
+    assert metrics["kappa"] == pytest.approx(
+        cohen_kappa_score(reference.ravel(), predicted.ravel()), abs=1e-9
+    )
+    assert result.metrics["kappa"] == pytest.approx(metrics["kappa"])
+
+    # The exported file is the last weights with the crop: ONNX Runtime on a 48 px input
+    # returns the centre 32 x 32 of the PyTorch scores.
+    session = load_session(result.model_path, "cpu")
+    sample = image[:, :, :48, :48]
+    with torch.no_grad():
+        expected = model(sample)[:, :, 8:40, 8:40].numpy()
+    np.testing.assert_allclose(session.run(sample.numpy()), expected, atol=1e-4)
+    output = onnx.load(str(result.model_path)).graph.output[0].type.tensor_type.shape.dim
+    assert [d.dim_param for d in output[2:]] == ["scores_height", "scores_width"]
+    assert "last step's weights" in contract.model_card
+    assert "(`output_margin` 8)" in contract.model_card
+
+
+def test_network_output_size_and_freeze_errors_are_clear(tmp_path: Path) -> None:
+    # A convolution without padding returns 30 x 30 scores for 32 x 32 pixels.
+    shrinking = {
+        "model__architecture": "torch.nn:Conv2d",
+        "model__options": {"in_channels": 4, "out_channels": 4, "kernel_size": 3},
+        "train__epochs": 1,
+    }
+    with pytest.raises(InputError, match=r"returns \(30, 30\) scores for \(32, 32\) pixels"):
+        run(tiny_config(tmp_path / "a", **shrinking))
+    with pytest.raises(InputError, match=r"model\.freeze: the network has no module .nowhere."):
+        run(tiny_config(tmp_path / "b", model__freeze=["nowhere"]))
+    with pytest.raises(InputError, match="leaves no weights to train"):
+        run(
+            tiny_config(tmp_path / "c", model__freeze=["encoders", "upsamples", "decoders", "head"])
+        )
