@@ -314,9 +314,10 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "layer. Required for online layers."
         )
         self.addParameter(extent)
-        model = QgsProcessingParameterFile(
-            self.MODEL, "Model", optional=True, fileFilter="ONNX models (*.onnx)"
-        )
+        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
+        # No file filter (not even the default "All files (*.*)"): with one, QGIS refuses
+        # values without an extension, i.e. the catalogue names this parameter accepts.
+        model.setFileFilter("")
         model.setHelp(
             "An ONNX model file, a model catalogue name (e.g. azure-2018-unet) or an https:// "
             "URL (downloaded once, verified, cached). Empty: the model shipped with the "

@@ -469,3 +469,29 @@ def test_modeler_chain_runs_in_qgis_process(tmp_path: Path, naip: Path, model: P
     accuracy, kappa = agreement_oracle(read(tmp_path / "land_cover.tif"), read(labels))
     assert statistics["overall_accuracy"] == pytest.approx(accuracy, abs=1e-9)
     assert statistics["kappa"] == pytest.approx(kappa, abs=1e-9)
+
+
+def test_model_accepts_a_catalogue_name(tmp_path: Path, run_algorithm: Run) -> None:
+    """MODEL takes catalogue names as well as files: the embedded fine-tuned model by
+    name gives exactly what the same file by path gives."""
+    crop = tmp_path / "crop.tif"
+    gdal.Translate(str(crop), str(MOSAIC), srcWin=[384, 128, 256, 256])
+    shipped = Path(__file__).resolve().parents[2] / "qgis_landcover" / "models"
+    outputs = {}
+    for label, model in (
+        ("name", "azure-2018-unet-finetuned"),
+        ("file", str(shipped / "azure_2018_unet_finetuned.onnx")),
+    ):
+        result = run_algorithm(
+            "classify",
+            {
+                "INPUT": str(crop),
+                "MODEL": model,
+                "DEVICE": "cpu",
+                "OUTPUT": str(tmp_path / f"{label}.tif"),
+            },
+        )
+        assert result["PIXELS_CLASSIFIED"] == 256 * 256
+        outputs[label] = read(result["OUTPUT"])
+    np.testing.assert_array_equal(outputs["name"], outputs["file"])
+    assert set(np.unique(outputs["name"])) <= {1, 2, 3, 4}
