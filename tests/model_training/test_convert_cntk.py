@@ -154,7 +154,7 @@ def test_rebuild_derives_the_2018_architecture(trained: Azure2018UNet) -> None:
 
 
 class _MiswiredNetwork(Azure2018UNet):
-    """The 2018 network with the first decoder skip taken from the wrong stage."""
+    """The 2018 network without its full-resolution input skip in the last decoder."""
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         x = self.centre(x)
@@ -164,7 +164,7 @@ class _MiswiredNetwork(Azure2018UNet):
         r4 = self.stage4(r3)
         o3 = torch.relu(self.lateral3(r3) + self.top3(self.up4(r4)))
         o2 = torch.relu(self.lateral2(r2) + self.top2(self.up3(o3)))
-        o1 = torch.relu(self.lateral1(r1) + self.input_skip(x) + self.top1(self.up2(o2)))
+        o1 = torch.relu(self.lateral1(r1) + self.top1(self.up2(o2)))
         return self.crop(torch.relu(self.head(o1)))
 
 
