@@ -7,10 +7,13 @@ that is undefined for the data (an empty row or column, a zero denominator) is
 ``None`` (JSON ``null``), never 0 and never NaN.
 
 References:
-    Cohen (1960) kappa; its variance as GRASS GIS ``r.kappa`` computes it
-    (Bishop, Fienberg & Holland 1975). Conditional (user's) kappa per class:
-    Rosenfield & Fitzpatrick-Lins (1986). Quantity and allocation disagreement:
-    Pontius & Millones (2011), Int. J. Remote Sensing 32(15):4407-4429.
+    Cohen (1960) kappa; its large-sample variance: Fleiss, Cohen & Everitt (1969),
+    Psychological Bulletin 72(5):323-327 (the delta method, as in Congalton & Green,
+    *Assessing the Accuracy of Remotely Sensed Data*, and SAS PROC FREQ); GRASS GIS
+    ``r.kappa``'s variance is reported beside it (see :data:`KAPPA_VARIANCE_NOTE`).
+    Conditional (user's) kappa per class: Rosenfield & Fitzpatrick-Lins (1986).
+    Quantity and allocation disagreement: Pontius & Millones (2011), Int. J. Remote
+    Sensing 32(15):4407-4429.
 """
 
 from __future__ import annotations
@@ -24,6 +27,23 @@ ORIENTATION = "rows = classification (map), columns = reference"
 
 Z_95 = 1.959963984540054
 """Two-sided 95 % normal quantile."""
+
+KAPPA_VARIANCE_NOTE = (
+    "Kappa variance: the large-sample (delta method) variance of Fleiss, Cohen & Everitt "
+    "(1969), as in Congalton & Green and SAS PROC FREQ; the 95 % interval is kappa ± "
+    "1.96 standard deviations (the square root of that variance). GRASS GIS r.kappa "
+    "pairs the marginals the other way in the off-diagonal term (the map total of the "
+    "row class with the reference total of the column class); its value is reported "
+    "as kappa_variance_rkappa for comparison only."
+)
+"""How the reports state which kappa variance they give (HTML and JSON notes)."""
+
+MEAN_CLASSES_NOTE = (
+    "Mean IoU and mean F1 average the classes present in the reference (column total "
+    "above 0). A class found only in the map adds no term of its own: its pixels are "
+    "already errors of omission of the reference classes they belong to."
+)
+"""Which classes ``mean_iou`` and ``mean_f1`` average over (HTML and JSON notes)."""
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -58,11 +78,14 @@ def accuracy_statistics(
     Returns:
         A dict with ``classes``, ``class_names``, ``orientation``, ``matrix``,
         ``row_totals`` (classification), ``column_totals`` (reference), ``observations``,
-        ``correct``, ``overall_accuracy``, ``kappa``, ``kappa_variance``, ``kappa_ci95``,
-        per class (lists in ``classes`` order) ``producers_accuracy``, ``users_accuracy``,
-        ``conditional_kappa``, ``f1``, ``iou``; ``mean_iou`` (over the classes present in
-        the reference), ``mean_f1`` (same classes), ``quantity_disagreement`` and
-        ``allocation_disagreement`` (fractions of the observations).
+        ``correct``, ``overall_accuracy``, ``kappa``, ``kappa_variance`` (Fleiss, Cohen &
+        Everitt 1969), ``kappa_ci95`` (kappa ± 1.96 standard deviations),
+        ``kappa_variance_rkappa`` (GRASS ``r.kappa``'s variance, for comparison), per
+        class (lists in ``classes`` order) ``producers_accuracy``, ``users_accuracy``,
+        ``conditional_kappa``, ``f1``, ``iou``; ``mean_iou`` and ``mean_f1`` (over the
+        classes present in the reference, :data:`MEAN_CLASSES_NOTE`),
+        ``quantity_disagreement`` and ``allocation_disagreement`` (fractions of the
+        observations) and ``notes`` (how the kappa variance and the means are defined).
     """
     counts = np.asarray(matrix, dtype=np.int64)
     k = len(classes)
@@ -97,6 +120,7 @@ def accuracy_statistics(
         "iou": iou,
         "mean_iou": mean_iou,
         "mean_f1": mean_f1,
+        "notes": [KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE],
     }
     result.update(_kappa(counts))
     result.update(_disagreement(counts))
@@ -104,15 +128,20 @@ def accuracy_statistics(
 
 
 def _kappa(counts: np.ndarray) -> dict[str, Any]:
-    """Kappa, its variance and conditional kappa, following GRASS ``r.kappa``.
+    """Kappa, its variance (and r.kappa's), its 95 % interval and conditional kappa.
 
     With p the matrix as proportions, p_i+ row (map) and p_+j column (reference)
     totals, p0 = sum p_ii and pc = sum p_i+ p_+i:
 
     * kappa = (p0 - pc) / (1 - pc)
-    * variance = [sum_i p_ii ((1 - pc) - (1 - p0)(p_i+ + p_+i))^2
-      + (1 - p0)^2 sum_{i != j} p_ij (p_i+ + p_+j)^2
-      - (p0 pc - 2 pc + p0)^2] / (1 - pc)^4 / n
+    * variance (Fleiss, Cohen & Everitt 1969) =
+      [sum_i p_ii ((1 - pc) - (1 - p0)(p_i+ + p_+i))^2
+      + (1 - p0)^2 sum_{i != j} p_ij (p_+i + p_j+)^2
+      - (p0 pc - 2 pc + p0)^2] / (1 - pc)^4 / n.
+      The off-diagonal cell (i, j) goes with the *reference* total of class i and the
+      *map* total of class j: d pc / d p_ij = p_+i + p_j+ (the delta method).
+      GRASS ``r.kappa`` uses (p_i+ + p_+j)^2 there (``kappa_variance_rkappa``).
+    * 95 % interval = kappa ± 1.96 sqrt(variance)
     * conditional kappa of map class i = (p_ii - p_i+ p_+i) / (p_i+ - p_i+ p_+i)
     """
     k = counts.shape[0]
@@ -121,6 +150,7 @@ def _kappa(counts: np.ndarray) -> dict[str, Any]:
         "kappa": None,
         "kappa_variance": None,
         "kappa_ci95": None,
+        "kappa_variance_rkappa": None,
         "conditional_kappa": [None] * k,
     }
     if total == 0:
@@ -140,21 +170,27 @@ def _kappa(counts: np.ndarray) -> dict[str, Any]:
         # Both maps hold a single, identical class: chance agreement is total.
         return {**undefined, "conditional_kappa": conditional}
     kappa = (p0 - pc) / (1 - pc)
-    inter1 = float((diagonal * ((1 - pc) - (1 - p0) * (rows + cols)) ** 2).sum())
+    diagonal_term = float((diagonal * ((1 - pc) - (1 - p0) * (rows + cols)) ** 2).sum())
     off_diagonal = p * (1 - np.eye(k))
-    inter2 = float((off_diagonal * (rows[:, None] + cols[None, :]) ** 2).sum())
-    variance = (inter1 + (1 - p0) ** 2 * inter2 - (p0 * pc - 2 * pc + p0) ** 2) / (
-        (1 - pc) ** 4 * float(total)
-    )
-    half_width = Z_95 * float(np.sqrt(variance)) if variance >= 0 else None
+
+    def variance(pairs: np.ndarray) -> float:
+        """The large-sample variance with ``pairs[i, j]`` the marginal sum that goes
+        with off-diagonal cell (i, j)."""
+        spread = float((off_diagonal * pairs**2).sum())
+        return (diagonal_term + (1 - p0) ** 2 * spread - (p0 * pc - 2 * pc + p0) ** 2) / (
+            (1 - pc) ** 4 * float(total)
+        )
+
+    # A variance of the delta method is never negative; rounding can leave it a hair
+    # below 0 when the agreement is perfect.
+    fleiss = max(variance(cols[:, None] + rows[None, :]), 0.0)  # p_+i + p_j+
+    rkappa = variance(rows[:, None] + cols[None, :])  # p_i+ + p_+j, as r.kappa
+    half_width = Z_95 * float(np.sqrt(fleiss))
     return {
         "kappa": float(kappa),
-        "kappa_variance": float(variance),
-        "kappa_ci95": (
-            [float(kappa - half_width), float(kappa + half_width)]
-            if half_width is not None
-            else None
-        ),
+        "kappa_variance": float(fleiss),
+        "kappa_ci95": [float(kappa - half_width), float(kappa + half_width)],
+        "kappa_variance_rkappa": float(rkappa),
         "conditional_kappa": conditional,
     }
 

@@ -17,7 +17,7 @@ from collections.abc import Sequence
 from html import escape
 from typing import Any
 
-from .accuracy import ORIENTATION
+from .accuracy import KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE, ORIENTATION
 from .raster_io import atomic_output
 
 
@@ -85,6 +85,11 @@ def _number(value: Any, digits: int = 4) -> str:
     if isinstance(value, int):
         return f"{value:,}"
     return f"{value:.{digits}f}"
+
+
+def _small(value: float | None) -> str:
+    """A number that may be tiny (a variance), with 6 significant digits."""
+    return _number(None) if value is None else f"{value:.6g}"
 
 
 def _percent(value: float | None, digits: int = 2) -> str:
@@ -174,11 +179,10 @@ def _overall_rows(statistics: dict[str, Any]) -> list[tuple[str, str]]:
         ("Correct", _number(statistics["correct"])),
         ("Overall accuracy", _percent(statistics["overall_accuracy"])),
         ("Cohen's kappa", kappa),
+        ("Kappa variance (Fleiss, Cohen & Everitt 1969)", _small(statistics["kappa_variance"])),
         (
-            "Kappa variance",
-            _number(None)
-            if statistics["kappa_variance"] is None
-            else f"{statistics['kappa_variance']:.6g}",
+            "Kappa variance as GRASS r.kappa computes it (for comparison)",
+            _small(statistics["kappa_variance_rkappa"]),
         ),
         ("Mean IoU (classes in the reference)", _number(statistics["mean_iou"])),
         ("Mean F1 (classes in the reference)", _number(statistics["mean_f1"])),
@@ -201,6 +205,14 @@ def _page(title: str, sections: list[str]) -> str:
 
 def _warnings_html(warnings: Sequence[str]) -> str:
     return "".join(f'<p class="warn">{escape(w)}</p>' for w in warnings)
+
+
+def _statistics_notes_html() -> str:
+    """How the kappa variance and the mean IoU / F1 are defined (the same notes as the
+    ``notes`` of the JSON)."""
+    return "".join(
+        f'<p class="note">{escape(n)}</p>' for n in (KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE)
+    )
 
 
 def _orientation_html() -> str:
@@ -228,6 +240,7 @@ def agreement_html(report: dict[str, Any]) -> str:
                 ("Ignored pixels", _number(report.get("ignored_pixels"))),
             ]
         ),
+        _statistics_notes_html(),
         "<h2>Confusion matrix (pixels)</h2>",
         _matrix_html(report, colors),
         "<h2>Per class</h2>",

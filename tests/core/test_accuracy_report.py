@@ -48,9 +48,13 @@ def test_json_has_the_keys_and_no_nan(tmp_path: Path) -> None:
         "classes", "matrix", "observations", "correct", "overall_accuracy", "kappa",
         "kappa_variance", "producers_accuracy", "users_accuracy", "conditional_kappa",
         "f1", "iou", "mean_iou", "quantity_disagreement", "allocation_disagreement",
-        "orientation",
+        "orientation", "kappa_ci95", "kappa_variance_rkappa", "mean_f1", "notes",
     ):  # fmt: skip
         assert key in data, key
+    # The notes say which kappa variance is which and what the means average.
+    notes = " ".join(data["notes"])
+    assert "Fleiss, Cohen & Everitt (1969)" in notes and "kappa_variance_rkappa" in notes
+    assert "classes present in the reference" in notes
     assert data["extra"] is None and data["n"] == 3
     assert data["users_accuracy"][2] is None  # empty row: class 7 never classified
     assert data["matrix"] == MATRIX.tolist()
@@ -82,6 +86,16 @@ def test_agreement_html_is_self_contained(tmp_path: Path) -> None:
         assert f">{count}<" in html
     assert "rgba(26,150,65" in html and "rgba(215,25,28" in html  # heat map
     assert f"{100 * 80 / 88:.2f} %" in html  # overall accuracy
+    report = agreement_report()
+    # Both variances, each with its name, and the notes that tell them apart.
+    for label, key in (
+        ("Kappa variance (Fleiss, Cohen &amp; Everitt 1969)", "kappa_variance"),
+        ("Kappa variance as GRASS r.kappa computes it", "kappa_variance_rkappa"),
+    ):
+        assert re.search(rf"{re.escape(label)}[^<]*</th><td[^>]*>{report[key]:.6g}<", html), key
+    low, high = report["kappa_ci95"]
+    assert f"95 % CI {low:.4f} to {high:.4f}" in html
+    assert "classes present in the reference" in html and "r.kappa pairs" in html
 
 
 def test_zero_observations_report() -> None:
