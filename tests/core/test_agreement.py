@@ -8,7 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal
+from osgeo import gdal, osr
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.core.agreement import assess_agreement
@@ -255,6 +255,81 @@ def test_band_choice_on_a_multiband_raster(tmp_path: Path) -> None:
     gdal.Warp(str(warped), str(stack), dstSRS="EPSG:4326", resampleAlg="near")
     report = assess_agreement(LABELS, warped, reference_band=2).report
     assert report["overall_accuracy"] > 0.95
+
+
+# Each side has its own, non-zero nodata value, at different pixels, and each side's
+# nodata value is a real class on the other side (4 is a reference class, 3 a map class).
+OWN_NODATA_CLASSIFIED = np.array(
+    [[1, 1, 2, 2, 4],
+     [1, 3, 2, 2, 2],
+     [4, 3, 3, 1, 1],
+     [2, 2, 3, 3, 4]], dtype=np.uint8)  # nodata 4  # fmt: skip
+OWN_NODATA_REFERENCE = np.array(
+    [[1, 2, 2, 3, 4],
+     [1, 4, 4, 2, 2],
+     [1, 4, 3, 1, 2],
+     [2, 3, 4, 1, 1]], dtype=np.int16)  # nodata 3  # fmt: skip
+# By hand: 6 pixels are nodata on one side (3 on each), 14 pairs remain.
+OWN_NODATA_MATRIX = [  # rows = classification 1-4, columns = reference 1-4
+    [3, 2, 0, 0],
+    [0, 4, 0, 1],
+    [1, 0, 0, 3],
+    [0, 0, 0, 0],
+]
+# 1 agree, 2 disagree, 0 ignored (nodata on either side).
+OWN_NODATA_AGREEMENT = [
+    [1, 2, 1, 0, 0],
+    [1, 2, 2, 1, 1],
+    [0, 2, 0, 1, 2],
+    [1, 0, 2, 2, 0],
+]
+
+
+def write_grid(
+    path: Path, array: np.ndarray, nodata: int, pixel: float = 1.0, epsg: int = 32617
+) -> Path:
+    """A GeoTIFF of ``array`` with upper-left corner (500000, 4100000) and square
+    ``pixel``-metre pixels in ``epsg``."""
+    types = {np.uint8: gdal.GDT_Byte, np.int16: gdal.GDT_Int16}
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(path), array.shape[1], array.shape[0], 1, types[array.dtype.type]
+    )
+    dataset.SetGeoTransform((500000.0, pixel, 0.0, 4100000.0, 0.0, -pixel))
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(epsg)
+    dataset.SetProjection(srs.ExportToWkt())
+    band = dataset.GetRasterBand(1)
+    band.WriteArray(array)
+    band.SetNoDataValue(nodata)
+    dataset = None
+    return path
+
+
+@pytest.mark.parametrize("resampled", [False, True])
+def test_each_side_has_its_own_nodata(tmp_path: Path, resampled: bool) -> None:
+    classified = write_grid(tmp_path / "classified.tif", OWN_NODATA_CLASSIFIED, nodata=4)
+    if resampled:
+        # The reference at 1/3 m: its grid differs, so it is warped (nearest) onto the
+        # classified grid, where each 1 m pixel centre falls in the middle 1/3 m pixel.
+        fine = np.kron(OWN_NODATA_REFERENCE, np.ones((3, 3), dtype=np.int16))
+        reference = write_grid(tmp_path / "reference.tif", fine, nodata=3, pixel=1 / 3)
+    else:
+        reference = write_grid(tmp_path / "reference.tif", OWN_NODATA_REFERENCE, nodata=3)
+    disagreement = tmp_path / "agreement.tif"
+
+    report = assess_agreement(classified, reference, disagreement_path=disagreement).report
+
+    assert report["inputs"]["reference_resampled"] is resampled
+    assert report["classes"] == [1, 2, 3, 4]
+    assert report["matrix"] == OWN_NODATA_MATRIX
+    assert report["observations"] == 14 and report["correct"] == 7
+    assert report["ignored_pixels"] == 6
+    assert report["overall_accuracy"] == 0.5
+    assert (report["inputs"]["classified_nodata"], report["inputs"]["reference_nodata"]) == (
+        "4",
+        "3",
+    )
+    np.testing.assert_array_equal(read(disagreement), OWN_NODATA_AGREEMENT)
 
 
 class CancelAfter(NullProgress):
