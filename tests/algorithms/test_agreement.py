@@ -228,3 +228,34 @@ def test_ignore_none_counts_class_zero(run_algorithm: Run, tmp_path: Path) -> No
     )
     assert counted["OVERALL_ACCURACY"] == pytest.approx(np.mean(zeros == labels))
     assert default["OVERALL_ACCURACY"] == 1.0
+
+
+def test_each_side_has_its_own_nodata(run_algorithm: Run, tmp_path: Path) -> None:
+    from ..core.test_agreement import (
+        OWN_NODATA_AGREEMENT,
+        OWN_NODATA_CLASSIFIED,
+        OWN_NODATA_MATRIX,
+        OWN_NODATA_REFERENCE,
+        write_grid,
+    )
+
+    outputs = {
+        "OUTPUT_HTML": str(tmp_path / "report.html"),
+        "OUTPUT_JSON": str(tmp_path / "report.json"),
+        "OUTPUT_DISAGREEMENT": str(tmp_path / "agreement.tif"),
+    }
+    results = run_algorithm(
+        "agreement",
+        {
+            "CLASSIFIED": str(write_grid(tmp_path / "c.tif", OWN_NODATA_CLASSIFIED, nodata=4)),
+            "REFERENCE": str(write_grid(tmp_path / "r.tif", OWN_NODATA_REFERENCE, nodata=3)),
+            "IGNORE_VALUES": "none",  # nodata is left out all the same
+            **outputs,
+        },
+    )
+    report = json.loads(Path(outputs["OUTPUT_JSON"]).read_text(encoding="utf-8"))
+    assert report["classes"] == [1, 2, 3, 4]
+    assert report["matrix"] == OWN_NODATA_MATRIX
+    assert report["ignored_pixels"] == 6
+    assert results["OVERALL_ACCURACY"] == 0.5
+    np.testing.assert_array_equal(read(outputs["OUTPUT_DISAGREEMENT"]), OWN_NODATA_AGREEMENT)
