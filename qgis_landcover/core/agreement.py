@@ -29,7 +29,6 @@ from .raster_io import (
     create_geotiff,
     hex_to_rgb,
     same_crs,
-    set_category_table,
     warp_to_grid,
     write_qml_paletted,
 )
@@ -305,7 +304,16 @@ def _write_disagreement(
 ) -> None:
     """Stream the comparison while writing the agree / disagree / ignored raster."""
     with atomic_output(path) as temporary:
-        output = create_geotiff(temporary, target, 1, gdal.GDT_Byte, nodata=IGNORED)
+        # The palette goes in before any pixel (GDAL 3.10 refuses it afterwards).
+        output = create_geotiff(
+            temporary,
+            target,
+            1,
+            gdal.GDT_Byte,
+            nodata=IGNORED,
+            colors={k: hex_to_rgb(v) for k, v in DISAGREEMENT_COLORS.items()},
+            names=DISAGREEMENT_NAMES,
+        )
         try:
             band = output.GetRasterBand(1)
 
@@ -316,8 +324,6 @@ def _write_disagreement(
                 )
 
             _stream(parts, readers, window, progress, count_and_write)
-            colors = {k: hex_to_rgb(v) for k, v in DISAGREEMENT_COLORS.items()}
-            set_category_table(band, colors, DISAGREEMENT_NAMES)
             output.FlushCache()
         finally:
             # Close the file before it is renamed into place (or removed on error).

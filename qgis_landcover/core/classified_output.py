@@ -21,7 +21,7 @@ from osgeo import gdal
 from .errors import InputError
 from .grid import Grid
 from .model_contract import ModelContract
-from .raster_io import create_geotiff, hex_to_rgb, set_category_table
+from .raster_io import create_geotiff, hex_to_rgb
 
 gdal.UseExceptions()
 
@@ -149,10 +149,17 @@ class OutputWriter:
         self.classes: gdal.Dataset | None = None
         self.probabilities: gdal.Dataset | None = None
         self.confidence: gdal.Dataset | None = None
-        self.classes = create_geotiff(paths.classes, grid, 1, gdal.GDT_Byte, nodata=NODATA)
         colors, names = class_palette(contract)
+        self.classes = create_geotiff(
+            paths.classes,
+            grid,
+            1,
+            gdal.GDT_Byte,
+            nodata=NODATA,
+            colors=colors,
+            names={NODATA: "no data", **names},
+        )
         band = self.classes.GetRasterBand(1)
-        set_category_table(band, colors, {NODATA: "no data", **names})
         band.SetDescription("land cover class")
         self.block_rows = band.GetBlockSize()[1]
         if paths.probabilities is not None:

@@ -234,8 +234,19 @@ def create_geotiff(
     gdal_type: int,
     nodata: float | None = None,
     options: Sequence[str] = DEFAULT_CREATION_OPTIONS,
+    *,
+    colors: Mapping[int, tuple[int, int, int]] | None = None,
+    names: Mapping[int, str] | None = None,
 ) -> gdal.Dataset:
-    """Create a tiled, compressed GeoTIFF on ``grid``; close it (``None`` it) to flush."""
+    """Create a tiled, compressed GeoTIFF on ``grid``; close it (``None`` it) to flush.
+
+    ``colors`` / ``names`` (value -> (r, g, b) / category name; one-band rasters only)
+    give it a colour table here, before any pixel is written: GDAL 3.10's GTiff
+    refuses to change the photometric interpretation of a file whose blocks are
+    written ("Cannot modify tag PhotometricInterpretation while writing").
+    """
+    if colors is not None and band_count != 1:
+        raise ValueError("A colour table needs a one-band raster.")
     block_options = list(options)
     if grid.width < 256 or grid.height < 256:
         # TIFF tiles must be multiples of 16; small rasters get small tiles.
@@ -258,6 +269,8 @@ def create_geotiff(
     if nodata is not None:
         for band in range(1, band_count + 1):
             dataset.GetRasterBand(band).SetNoDataValue(nodata)
+    if colors is not None:
+        set_category_table(dataset.GetRasterBand(1), colors, names or {})
     return dataset
 
 
@@ -277,7 +290,10 @@ def set_category_table(
     colors: Mapping[int, tuple[int, int, int]],
     names: Mapping[int, str],
 ) -> None:
-    """Give ``band`` a colour table and category names (value -> colour / name)."""
+    """Give ``band`` a colour table and category names (value -> colour / name).
+
+    Call it before any pixel of ``band``'s file is written (GDAL >= 3.10 refuses the
+    palette afterwards); :func:`create_geotiff` does, given ``colors``."""
     table = gdal.ColorTable()
     for value, (red, green, blue) in sorted(colors.items()):
         table.SetColorEntry(int(value), (int(red), int(green), int(blue), 255))

@@ -56,16 +56,16 @@ def write_like(
     dataset.SetProjection(template.GetProjection())
     for index, plane in enumerate(array.reshape(bands, *array.shape[-2:]), start=1):
         band = dataset.GetRasterBand(index)
-        band.WriteArray(plane)
         if nodata is not None:
             band.SetNoDataValue(nodata)
-        if colors:
+        if colors:  # before the pixels: GDAL >= 3.10 refuses a palette afterwards
             table = gdal.ColorTable()
             for value, rgb in colors.items():
                 table.SetColorEntry(value, (*rgb, 255))
             band.SetRasterColorTable(table)
         if names:
             band.SetCategoryNames(names)
+        band.WriteArray(plane)
     dataset = None
     return path
 
