@@ -54,6 +54,8 @@ def area_adjusted_accuracy(
     Returns:
         JSON-ready dict: ``classes``, ``class_names``, ``orientation``,
         ``sample_counts``, ``samples``, ``mapped_area``, ``mapped_proportion`` (W_i),
+        ``unsampled_proportion`` (the share of the map in strata without samples, left
+        out of every estimate: the overall accuracy is at most 1 minus it),
         ``error_matrix_proportions`` (p_ij), ``area_proportion`` and its ``_se``,
         ``area`` with ``area_se`` and ``area_ci95`` (half-width of the 95 % interval),
         ``overall_accuracy`` / ``users_accuracy`` / ``producers_accuracy`` each with
@@ -104,6 +106,7 @@ def area_adjusted_accuracy(
         "samples_per_map_class": [int(v) for v in n_row],
         "mapped_area": _clean(area),
         "mapped_proportion": _clean(weight),
+        "unsampled_proportion": _scalar(float(weight[n_row == 0].sum())),
         "error_matrix_proportions": [_clean(row) for row in p],
         "area_proportion": _clean(proportion),
         "area_proportion_se": _clean(proportion_se),
@@ -161,14 +164,28 @@ def _producers_se(
 
 
 def _warnings(n_row: np.ndarray, area: np.ndarray, names: list[str], unit: str) -> list[str]:
+    """What the estimates cannot stand for: map classes (strata) without samples, and
+    strata with a single sample (undefined standard errors)."""
     notes = []
-    for count, mapped, name in zip(n_row, area, names, strict=True):
-        if mapped > 0 and count == 0:
-            notes.append(
-                f"Map class {name!r} covers {mapped:.6g} {unit} but has no samples: it is "
-                "left out of the estimates, which are biased by its omission."
-            )
-        elif count == 1:
+    total = float(area.sum())
+    missing = [i for i in range(len(names)) if area[i] > 0 and n_row[i] == 0]
+    if missing and total > 0:
+        share = float(area[missing].sum()) / total
+        listed = ", ".join(
+            f"{names[i]!r} ({100 * area[i] / total:.2f} % of the mapped area, {area[i]:.6g} {unit})"
+            for i in missing
+        )
+        notes.append(
+            f"Map classes with no samples: {listed}. Their strata ({100 * share:.2f} % of the "
+            "map) are left out of the estimates, which are biased by their omission: the "
+            "overall accuracy counts that part of the map as not correct, so it is at most "
+            f"{100 * (1 - share):.2f} %; the estimated class areas add up to only "
+            f"{100 * (1 - share):.2f} % of the mapped area; producer's accuracies miss the "
+            "errors made there; these classes have no user's accuracy. Add sample points in "
+            "every map class."
+        )
+    for count, name in zip(n_row, names, strict=True):
+        if count == 1:
             notes.append(
                 f"Map class {name!r} has a single sample: standard errors that depend on it "
                 "are undefined (at least two samples per class are needed)."

@@ -21,7 +21,7 @@ from .block_stream import TARGET_PIXELS, aligned_windows, read_ahead
 from .class_raster import ClassBand, area_units, crs_name, open_class_band
 from .confusion import ClassCounts, ConfusionMatrix
 from .errors import InputError
-from .grid import Grid
+from .grid import Grid, format_bounds
 from .progress import NullProgress, Progress, check_cancelled
 from .remap import format_remap, format_values
 from .value_codes import DEFAULT_IGNORE_VALUES, ClassRule
@@ -113,6 +113,11 @@ def assess_sample_accuracy(
         raise ValueError("xs, ys and reference_values must be 1-D arrays of one length")
     if references.size and references.dtype.kind not in "iub":
         raise InputError("The reference class values of the points must be integers.")
+    if not xs.size:
+        raise InputError(
+            "There are no validation points: give at least one point (with its reference "
+            "class) in every map class."
+        )
     classified = open_class_band(classified_path, classified_band, "classified raster")
     classified_remap, reference_remap = dict(classified_remap or {}), dict(reference_remap or {})
     ignore = sorted(set(DEFAULT_IGNORE_VALUES if ignore_values is None else ignore_values))
@@ -122,6 +127,12 @@ def assess_sample_accuracy(
     grid = classified.grid
     rows, cols = pixel_indices(grid, xs, ys)
     inside = rows >= 0
+    if not inside.any():
+        raise InputError(
+            f"None of the {len(xs)} points fall on the classified raster "
+            f"({format_bounds(grid.bounds)}, {crs_name(grid.crs_wkt)}): check that the "
+            "points cover the map and that their layer's CRS is right."
+        )
     progress.info(
         f"{int(inside.sum())} of {len(xs)} points fall on the classified raster; counting "
         f"its {grid.width} x {grid.height} pixels."
@@ -132,10 +143,7 @@ def assess_sample_accuracy(
     samples = ConfusionMatrix(predicted=map_rule, reference=reference_rule)
     samples.update(sampled[inside], references[inside].astype(np.int64))
     if samples.observations == 0:
-        raise InputError(
-            f"None of the {len(xs)} points can be used: they fall outside the classified "
-            "raster, on its nodata, or on ignored classes."
-        )
+        raise InputError(_unusable_points(sampled[inside], map_rule, ignore))
     mapped = counter.counts()
     classes = sorted(set(mapped) | set(samples.classes))
     sample_counts = samples.aligned_matrix(classes)
@@ -194,6 +202,24 @@ def assess_sample_accuracy(
     }
     if outside:
         progress.warning(f"{outside} points fall outside the classified raster and are skipped.")
-    for message in warnings:
+    # The estimator's own warnings (strata without samples bias every estimate) belong in
+    # the log as much as in the report.
+    for message in [*warnings, *estimate["warnings"]]:
         progress.warning(message)
     return report
+
+
+def _unusable_points(mapped: np.ndarray, map_rule: ClassRule, ignore: list[int]) -> str:
+    """Why none of the points on the raster (raw map values ``mapped``, shape (n,)) can
+    be used when nothing was counted: how many fall on nodata or an ignored map class;
+    the others must have an ignored reference class."""
+    on_nodata = np.isin(mapped, list(map_rule.nodata))
+    map_classes, _ = map_rule.classify(mapped.astype(np.int64))
+    ignored = ~on_nodata & np.isin(map_classes, ignore)
+    reference_ignored = ~on_nodata & ~ignored
+    return (
+        f"None of the {len(mapped)} points on the classified raster can be used: "
+        f"{int(on_nodata.sum())} fall on its nodata, {int(ignored.sum())} on an ignored map "
+        f"class and {int(reference_ignored.sum())} have an ignored reference class (ignore "
+        f"values: {format_values(ignore)})."
+    )

@@ -82,10 +82,17 @@ def test_estimates_are_consistent() -> None:
 
 def test_stratum_without_samples_or_with_one_sample() -> None:
     counts = np.array([[10, 2, 0], [1, 9, 0], [0, 0, 0]])
-    result = area_adjusted_accuracy(counts, [100.0, 200.0, 50.0], [1, 2, 3])
-    assert any("no samples" in w and "class 3" in w for w in result["warnings"])
+    result = area_adjusted_accuracy(counts, [100.0, 200.0, 50.0], [1, 2, 3], area_unit="m²")
+    # By hand: W = 100, 200, 50 / 350; class 3 (1/7 of the map) has no samples, so the
+    # overall accuracy is 2/7 * 10/12 + 4/7 * 9/10 = 0.752381, at most 6/7 = 85.71 %.
+    assert result["overall_accuracy"] == pytest.approx(2 / 7 * 10 / 12 + 4 / 7 * 9 / 10)
+    assert result["unsampled_proportion"] == pytest.approx(1 / 7)
+    assert sum(result["area_proportion"]) == pytest.approx(6 / 7)
+    (warning,) = [w for w in result["warnings"] if "no samples" in w]
+    assert "'class 3' (14.29 % of the mapped area, 50 m²)" in warning
+    assert "at most 85.71 %" in warning and "add up to only 85.71 %" in warning
+    assert "class 1" not in warning and "class 2" not in warning
     assert result["users_accuracy"][2] is None
-    assert result["overall_accuracy"] is not None
     json.dumps(result, allow_nan=False)
 
     single = area_adjusted_accuracy(np.array([[1, 0], [2, 8]]), [10.0, 30.0], [1, 2])
@@ -95,6 +102,21 @@ def test_stratum_without_samples_or_with_one_sample() -> None:
     assert single["overall_accuracy_se"] is None
     assert "area_ha" not in single
     json.dumps(single, allow_nan=False)
+
+
+def test_one_correct_point_in_one_class_is_the_weight_of_that_class() -> None:
+    # The case of the issue: one correct point in a class holding 27.85 % of the map
+    # and none in the other classes gives an overall accuracy of 0.2785, which the
+    # warning must explain.
+    result = area_adjusted_accuracy(
+        np.array([[1, 0, 0], [0, 0, 0], [0, 0, 0]]), [2785.0, 5000.0, 2215.0], [1, 2, 3]
+    )
+    assert result["overall_accuracy"] == pytest.approx(0.2785)
+    assert result["unsampled_proportion"] == pytest.approx(0.7215)
+    (warning,) = [w for w in result["warnings"] if "no samples" in w]
+    assert "'class 2' (50.00 % of the mapped area" in warning
+    assert "'class 3' (22.15 % of the mapped area" in warning
+    assert "(72.15 % of the map)" in warning and "at most 27.85 %" in warning
 
 
 def test_shapes_must_match() -> None:

@@ -14,6 +14,7 @@ from sklearn.metrics import confusion_matrix
 from qgis_landcover.core.area_estimation import area_adjusted_accuracy
 from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.grid import Grid
+from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.sample_accuracy import assess_sample_accuracy, pixel_indices
 
 from ..conftest import DATA
@@ -125,8 +126,71 @@ def test_geographic_crs_reports_square_degrees(tmp_path: Path) -> None:
     assert any("not projected" in w for w in report["warnings"])
 
 
-def test_no_usable_point_is_an_error() -> None:
-    with pytest.raises(InputError, match=r"None of the 2 points"):
+def test_map_classes_without_samples_are_warned_in_the_log() -> None:
+    # Points only in classes 3 and 5: class 2 (most of the mosaic) has none.
+    array = labels()
+    rows, cols = stratified_points(5, seed=4)
+    keep = array[rows, cols] != 2
+    rows, cols = rows[keep], cols[keep]
+    progress = NullProgress()
+    report = assess_sample_accuracy(
+        LABELS,
+        X0 + cols + 0.5,
+        Y0 - rows - 0.5,
+        array[rows, cols].astype(np.int64),
+        progress=progress,
+    )
+    valid = array[array != 0]
+    share = float(np.mean(valid == 2))  # the weight of the stratum without samples
+    # Every sampled point is right, so the overall accuracy is the sampled share of the map.
+    assert report["overall_accuracy"] == pytest.approx(1 - share)
+    (warning,) = [w for w in progress.warnings if "no samples" in w]
+    assert f"'class 2' ({100 * share:.2f} % of the mapped area" in warning
+    assert f"at most {100 * (1 - share):.2f} %" in warning
+    assert warning in report["area_adjusted"]["warnings"]
+
+
+def test_own_nonzero_nodata_is_no_stratum(tmp_path: Path) -> None:
+    from .test_agreement import OWN_NODATA_CLASSIFIED, write_grid
+
+    # Map classes 1, 2, 3 hold 5, 7 and 5 pixels; value 4 (3 pixels) is nodata.
+    classified = write_grid(tmp_path / "map.tif", OWN_NODATA_CLASSIFIED, nodata=4)
+    # (row, col) of each point, its map class and reference class; the last is on nodata.
+    points = [(0, 0, 1), (0, 1, 2), (1, 2, 2), (1, 3, 2), (1, 1, 3), (2, 1, 1), (0, 4, 1)]
+    rows, cols, reference = (np.array(v) for v in zip(*points, strict=True))
+    report = assess_sample_accuracy(
+        classified, 500000.0 + cols + 0.5, 4100000.0 - rows - 0.5, reference
+    )
+    estimate = report["area_adjusted"]
+    assert report["mapped_pixels"] == {"1": 5, "2": 7, "3": 5}
+    assert estimate["sample_counts"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
+    assert report["points"] == {"total": 7, "used": 6, "outside_raster": 0, "ignored": 1}
+    # By hand: W = 5, 7, 5 / 17; OA = 5/17 * 1/2 + 7/17 * 1 + 5/17 * 1/2 = 12/17.
+    assert report["overall_accuracy"] == pytest.approx(12 / 17)
+    assert estimate["area_proportion"] == pytest.approx([5 / 17, 9.5 / 17, 2.5 / 17])
+
+
+def test_no_usable_point_is_an_error(tmp_path: Path) -> None:
+    from .test_agreement import OWN_NODATA_CLASSIFIED, write_grid
+
+    with pytest.raises(InputError, match=r"no validation points"):
+        assess_sample_accuracy(LABELS, np.zeros(0), np.zeros(0), np.zeros(0, dtype=np.int64))
+    with pytest.raises(InputError, match=r"None of the 2 points fall on the classified raster"):
         assess_sample_accuracy(LABELS, np.array([0.0, 1.0]), np.array([0.0, 1.0]), np.array([1, 2]))
+    classified = write_grid(tmp_path / "map.tif", OWN_NODATA_CLASSIFIED, nodata=4)
+    # On nodata (row 0, col 4), on class 1 with reference 0 (ignored), on class 2 remapped
+    # to the ignored class 0.
+    with pytest.raises(
+        InputError,
+        match=r"None of the 3 points on the classified raster can be used: 1 fall on its "
+        r"nodata, 1 on an ignored map class and 1 have an ignored reference class",
+    ):
+        assess_sample_accuracy(
+            classified,
+            np.array([500004.5, 500000.5, 500002.5]),
+            np.array([4099999.5, 4099999.5, 4099999.5]),
+            np.array([1, 0, 2]),
+            classified_remap={2: 0},
+        )
     with pytest.raises(InputError, match=r"must be integers"):
         assess_sample_accuracy(LABELS, np.array([X0 + 1]), np.array([Y0 - 1]), np.array([1.5]))
