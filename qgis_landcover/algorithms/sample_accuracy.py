@@ -192,6 +192,13 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
             source.sourceCrs(), layer.crs(), context.transformContext()
         )
         xs, ys, codes, skipped = point_samples(source, field_name, transform, feedback)
+        if not len(xs) and not feedback.isCanceled():
+            raise QgsProcessingException(
+                f"The validation layer '{source.sourceName()}' holds no points."
+                if not skipped
+                else f"None of the {skipped} features of '{source.sourceName()}' can be used: "
+                f"each has a NULL '{field_name}' or no geometry."
+            )
         if skipped:
             feedback.pushWarning(f"{skipped} features skipped: NULL '{field_name}' or no geometry.")
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)

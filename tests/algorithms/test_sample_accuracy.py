@@ -11,7 +11,7 @@ from typing import Any
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import QgsProcessingException, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.algorithms.sample_accuracy import class_code
@@ -135,6 +135,63 @@ def test_bad_points(run_algorithm: Run, tmp_path: Path) -> None:
         run_algorithm(
             "sample_accuracy", {**base, "POINTS": str(decimals), "REFERENCE_FIELD": "class"}
         )
+    assert not (tmp_path / "out").exists()
+
+
+class RecordingFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.warnings: list[str] = []
+
+    def pushWarning(self, warning: str) -> None:
+        self.warnings.append(warning)
+        super().pushWarning(warning)
+
+
+def test_map_class_without_points_is_a_warning_in_the_log(
+    run_algorithm: Run, tmp_path: Path
+) -> None:
+    rows, cols = sample(4, seed=10)
+    array = labels()
+    keep = array[rows, cols] != 2  # no point in tree canopy, most of the mosaic
+    rows, cols = rows[keep], cols[keep]
+    points = write_points(
+        tmp_path / "points.gpkg", rows, cols, array[rows, cols].tolist(), ogr.OFTInteger
+    )
+    feedback = RecordingFeedback()
+    results = run_algorithm(
+        "sample_accuracy",
+        {
+            "CLASSIFIED": str(LABELS),
+            "POINTS": str(points),
+            "REFERENCE_FIELD": "ref",
+            "OUTPUT_HTML": str(tmp_path / "report.html"),
+        },
+        feedback=feedback,
+    )
+    share = float(np.mean(array[array != 0] == 2))
+    assert results["OVERALL_ACCURACY"] == pytest.approx(1 - share)  # every point right
+    (warning,) = [w for w in feedback.warnings if "no samples" in w]
+    assert f"'class 2' ({100 * share:.2f} % of the mapped area" in warning
+    assert f"at most {100 * (1 - share):.2f} %" in warning
+
+
+def test_empty_layer_or_no_usable_feature(run_algorithm: Run, tmp_path: Path) -> None:
+    base = {
+        "CLASSIFIED": str(LABELS),
+        "REFERENCE_FIELD": "ref",
+        "OUTPUT_HTML": str(tmp_path / "out" / "r.html"),
+    }
+    empty = write_points(tmp_path / "empty.gpkg", np.zeros(0), np.zeros(0), [], ogr.OFTInteger)
+    with pytest.raises(QgsProcessingException, match=r"validation layer '.*' holds no points"):
+        run_algorithm("sample_accuracy", {**base, "POINTS": str(empty)})
+    rows, cols = sample(1, seed=11)
+    nulls = write_points(tmp_path / "nulls.gpkg", rows, cols, [None] * len(rows), ogr.OFTInteger)
+    with pytest.raises(
+        QgsProcessingException,
+        match=rf"None of the {len(rows)} features of '.*' can be used: each has a NULL 'ref'",
+    ):
+        run_algorithm("sample_accuracy", {**base, "POINTS": str(nulls)})
     assert not (tmp_path / "out").exists()
 
 
