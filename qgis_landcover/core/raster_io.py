@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import os
 import re
-import tempfile
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
 from pathlib import Path
@@ -21,6 +20,7 @@ from osgeo import gdal, osr
 
 from .errors import InputError
 from .grid import Grid, Window
+from .temporary_files import SIDECARS, registered_temporary, remove_with_sidecars
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -197,7 +197,10 @@ def atomic_output(destination: str | os.PathLike[str]) -> Iterator[Path]:
     renamed onto ``destination``, on any exception it is deleted.
 
     GDAL side-car files written next to the temporary file (``.aux.xml``, ``.ovr``,
-    ``.qml``) are moved or removed with it.
+    ``.msk``) are moved or removed with it. The path is created by the writer, named
+    ``.<name>.<pid>-<n>.tmp-landcover<suffix>`` and registered in
+    :mod:`.temporary_files`: a SIGTERM deletes it, and the next run writing the same
+    destination deletes those that a killed process left behind.
     """
     target = Path(destination)
     directory = target.parent if str(target.parent) else Path(".")
@@ -205,26 +208,19 @@ def atomic_output(destination: str | os.PathLike[str]) -> Iterator[Path]:
         raise InputError(f"The output folder does not exist: {directory}")
     if not os.access(directory, os.W_OK):
         raise InputError(f"The output folder is not writable: {directory}")
-    handle, temporary_name = tempfile.mkstemp(
-        prefix=f".{target.stem}.", suffix=target.suffix or ".tmp", dir=directory
-    )
-    os.close(handle)
-    temporary = Path(temporary_name)
-    temporary.unlink()  # the writer creates it; an empty file would confuse GDAL drivers
-    sidecars = (".aux.xml", ".ovr", ".msk")
-    try:
-        yield temporary
-        if not temporary.exists():
-            raise InputError(f"Nothing was written for {target}.")
-        os.replace(temporary, target)
-        for extension in sidecars:
-            sidecar = Path(f"{temporary}{extension}")
-            if sidecar.exists():
-                os.replace(sidecar, Path(f"{target}{extension}"))
-    except BaseException:
-        for path in (temporary, *(Path(f"{temporary}{ext}") for ext in sidecars)):
-            path.unlink(missing_ok=True)
-        raise
+    with registered_temporary(directory / target.name) as temporary:
+        try:
+            yield temporary
+            if not temporary.exists():
+                raise InputError(f"Nothing was written for {target}.")
+            os.replace(temporary, target)
+            for extension in SIDECARS:
+                sidecar = Path(f"{temporary}{extension}")
+                if sidecar.exists():
+                    os.replace(sidecar, Path(f"{target}{extension}"))
+        except BaseException:
+            remove_with_sidecars(temporary)
+            raise
 
 
 def create_geotiff(
