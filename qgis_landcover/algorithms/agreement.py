@@ -16,15 +16,19 @@ from qgis.core import (
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsProcessingParameterString,
-    QgsRasterLayer,
 )
 
 from ..core.accuracy_report import agreement_html, write_html, write_json, write_matrix_csv
 from ..core.agreement import assess_agreement
-from ..core.remap import parse_class_names, parse_remap, parse_values
-from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
+from ..core.remap import FILE_SUFFIXES, parse_class_names, parse_remap, parse_values
+from .base import (
+    FeedbackProgress,
+    LandcoverAlgorithm,
+    RasterFileParameter,
+    RasterInput,
+    core_errors,
+)
 
 REMAP_HELP = (
     "Optional. Pairs 'value:new value' separated by commas, e.g. '5:4,6:4,15:0'; values "
@@ -48,17 +52,15 @@ def raster_path(
     parameters: dict[str, Any],
     name: str,
     context: QgsProcessingContext,
-) -> tuple[QgsRasterLayer, str]:
-    """The raster layer of parameter ``name`` and the file GDAL reads it from."""
-    layer = algorithm.parameterAsRasterLayer(parameters, name, context)
-    if layer is None:
-        raise QgsProcessingException(algorithm.invalidRasterError(parameters, name))
-    if layer.providerType() != "gdal":
+) -> RasterInput:
+    """The raster of parameter ``name``, which must be one GDAL reads."""
+    raster = algorithm.raster_input(parameters, name, context)
+    if raster.layer is not None and raster.provider != "gdal":
         raise QgsProcessingException(
-            f"{layer.name()} is not a file-based raster (provider {layer.providerType()}); "
+            f"{raster.layer.name()} is not a file-based raster (provider {raster.provider}); "
             "save it as a GeoTIFF first."
         )
-    return layer, layer.source()
+    return raster
 
 
 def optional_band(
@@ -104,6 +106,18 @@ def add_class_parameters(algorithm: LandcoverAlgorithm) -> None:
     names.setHelp(NAMES_HELP)
     names.setFlags(names.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
     algorithm.addParameter(names)
+
+
+def input_files(
+    algorithm: LandcoverAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext
+) -> list[tuple[str, str]]:
+    """(parameter, file) of the shared class parameters given as .csv / .json files:
+    inputs no output may overwrite."""
+    texts = {
+        name: algorithm.parameterAsString(parameters, name, context).strip()
+        for name in ("CLASSIFIED_REMAP", "REFERENCE_REMAP", "CLASS_NAMES")
+    }
+    return [(name, text) for name, text in texts.items() if text.lower().endswith(FILE_SUFFIXES)]
 
 
 def class_arguments(
@@ -171,7 +185,7 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             (self.CLASSIFIED, self.CLASSIFIED_BAND, "Classified raster"),
             (self.REFERENCE, self.REFERENCE_BAND, "Reference raster"),
         ):
-            layer_parameter = QgsProcessingParameterRasterLayer(layer, what)
+            layer_parameter = RasterFileParameter(layer, what)
             layer_parameter.setHelp(
                 f"{what} with integer class values (GeoTIFF or any GDAL raster)."
                 + (
@@ -243,13 +257,11 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        classified_layer, classified_path = raster_path(self, parameters, self.CLASSIFIED, context)
-        _, reference_path = raster_path(self, parameters, self.REFERENCE, context)
+        classified = raster_path(self, parameters, self.CLASSIFIED, context)
+        reference = raster_path(self, parameters, self.REFERENCE, context)
         extent = None
         if parameters.get(self.EXTENT) not in (None, ""):
-            rectangle = self.parameterAsExtent(
-                parameters, self.EXTENT, context, classified_layer.crs()
-            )
+            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, classified.crs)
             if not rectangle.isNull():
                 extent = (
                     rectangle.xMinimum(),
@@ -271,10 +283,23 @@ class AgreementAlgorithm(LandcoverAlgorithm):
                     f"(not {disagreement})."
                 )
 
+        self.check_outputs(
+            [
+                (self.CLASSIFIED, classified.source),
+                (self.REFERENCE, reference.source),
+                *input_files(self, parameters, context),
+            ],
+            [
+                (self.OUTPUT_HTML, html, False),
+                (self.OUTPUT_JSON, json_path, False),
+                (self.OUTPUT_CSV, csv_path, False),
+                (self.OUTPUT_DISAGREEMENT, disagreement, True),
+            ],
+        )
         with core_errors():
             result = assess_agreement(
-                classified_path,
-                reference_path,
+                classified.source,
+                reference.source,
                 classified_band=optional_band(self, parameters, self.CLASSIFIED_BAND, context),
                 reference_band=optional_band(self, parameters, self.REFERENCE_BAND, context),
                 extent=extent,

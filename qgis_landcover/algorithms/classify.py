@@ -18,9 +18,9 @@ from typing import Any, ClassVar
 import numpy as np
 from qgis.core import (
     Qgis,
+    QgsCoordinateReferenceSystem,
     QgsMapLayer,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
@@ -33,7 +33,6 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterRasterLayer,
     QgsRasterBlockFeedback,
     QgsRasterDataProvider,
     QgsRasterLayer,
@@ -55,7 +54,7 @@ from ..core.image_reader import validity
 from ..core.model_grid import metres_per_unit, plan_model_grid
 from ..core.onnx_session import DEVICES, ModelSession, load_session
 from ..core.progress import Progress
-from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
+from .base import FeedbackProgress, LandcoverAlgorithm, RasterFileParameter, core_errors
 from .download_model import resolve_model_in_qgis
 
 ARGB_TYPES = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
@@ -302,7 +301,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        layer = QgsProcessingParameterRasterLayer(self.INPUT, "Input imagery")
+        layer = RasterFileParameter(self.INPUT, "Input imagery")
         layer.setHelp(
             "The imagery to classify: a GeoTIFF, VRT mosaic, COG or any GDAL raster, or an "
             "online layer (WMS / XYZ), read at the model's resolution."
@@ -422,11 +421,9 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        layer = self.parameterAsRasterLayer(parameters, self.INPUT, context)
-        if layer is None:
-            raise QgsProcessingException(self.invalidRasterError(parameters, self.INPUT))
+        raster = self.raster_input(parameters, self.INPUT, context)
         progress = FeedbackProgress(feedback)
-        bounds = self._bounds(parameters, context, layer)
+        bounds = self._bounds(parameters, context, raster.crs)
         overlap = parameters.get(self.OVERLAP)
         options = ClassifyOptions(
             device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
@@ -452,10 +449,18 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             model = resolve_model_in_qgis(
                 self.parameterAsString(parameters, self.MODEL, context), feedback
             )
+            self.check_outputs(
+                [(self.INPUT, raster.source), (self.MODEL, str(model))],
+                [
+                    (self.OUTPUT, output, True),
+                    (self.OUTPUT_PROBABILITIES, probabilities, True),
+                    (self.OUTPUT_CONFIDENCE, confidence, True),
+                ],
+            )
             session = load_session(model, options.device, progress)
-            if layer.providerType() == "gdal":
+            if raster.layer is None or raster.provider == "gdal":
                 result = classify(
-                    layer.source(),
+                    raster.source,
                     outputs.classes,
                     session,
                     bounds=bounds,
@@ -467,7 +472,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
                 )
             else:
                 result = classify_with_provider(
-                    layer,
+                    raster.layer,
                     session,
                     outputs,
                     bounds=bounds,
@@ -493,12 +498,15 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         }
 
     def _bounds(
-        self, parameters: dict[str, Any], context: QgsProcessingContext, layer: QgsRasterLayer
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        crs: QgsCoordinateReferenceSystem,
     ) -> Bounds | None:
         """The EXTENT parameter in the layer's CRS, or ``None`` for the whole layer."""
         if parameters.get(self.EXTENT) in (None, ""):
             return None
-        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, layer.crs())
+        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
         if rectangle.isNull() or rectangle.isEmpty():
             return None
         return (

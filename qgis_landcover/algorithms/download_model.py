@@ -32,7 +32,7 @@ from qgis.PyQt.QtNetwork import QNetworkProxy
 
 from ..core.download import DownloadOptions, file_sha256
 from ..core.errors import InputError
-from ..core.model_catalog import load_catalogue, resolve_model
+from ..core.model_catalog import BUILTIN_CATALOGUE, load_catalogue, resolve_model
 from ..core.raster_io import atomic_output
 from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
 
@@ -233,6 +233,15 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         catalogue = self.parameterAsFile(parameters, self.CATALOGUE, context)
         allow_http = self.parameterAsBoolean(parameters, self.ALLOW_HTTP, context)
+        # The model itself may be the destination: then nothing is copied (below).
+        self.check_outputs(
+            [
+                ("the plugin's model catalogue", str(BUILTIN_CATALOGUE)),
+                *((f"the catalogue setting '{CATALOGUES_SETTING}'", c) for c in qgis_catalogues()),
+                (self.CATALOGUE, catalogue),
+            ],
+            [(self.OUTPUT, destination or None, False)],
+        )
         with core_errors():
             if not spec.strip():
                 raise InputError("Give a model: a catalogue name or an https:// URL.")

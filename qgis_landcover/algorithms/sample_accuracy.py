@@ -20,15 +20,20 @@ from qgis.core import (
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterRasterLayer,
     QgsWkbTypes,
 )
 
 from ..core.accuracy_report import area_html, write_html, write_json
 from ..core.sample_accuracy import assess_sample_accuracy
-from .agreement import add_class_parameters, class_arguments, optional_band, optional_output
+from .agreement import (
+    add_class_parameters,
+    class_arguments,
+    input_files,
+    optional_band,
+    optional_output,
+)
 from .agreement import raster_path as raster_layer_path
-from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
+from .base import FeedbackProgress, LandcoverAlgorithm, RasterFileParameter, core_errors
 
 
 def class_code(value: Any) -> int | None:
@@ -130,7 +135,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        classified = QgsProcessingParameterRasterLayer(self.CLASSIFIED, "Classified raster")
+        classified = RasterFileParameter(self.CLASSIFIED, "Classified raster")
         classified.setHelp("The classification (integer class values); its classes are strata.")
         self.addParameter(classified)
         band = QgsProcessingParameterBand(
@@ -181,7 +186,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        layer, path = raster_layer_path(self, parameters, self.CLASSIFIED, context)
+        classified = raster_layer_path(self, parameters, self.CLASSIFIED, context)
         source = self.parameterAsSource(parameters, self.POINTS, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.POINTS))
@@ -189,7 +194,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
             raise QgsProcessingException("The validation layer must hold points.")
         field_name = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
         transform = QgsCoordinateTransform(
-            source.sourceCrs(), layer.crs(), context.transformContext()
+            source.sourceCrs(), classified.crs, context.transformContext()
         )
         xs, ys, codes, skipped = point_samples(source, field_name, transform, feedback)
         if not len(xs) and not feedback.isCanceled():
@@ -203,10 +208,19 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
             feedback.pushWarning(f"{skipped} features skipped: NULL '{field_name}' or no geometry.")
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
         json_path = optional_output(self, parameters, self.OUTPUT_JSON, context)
+        points = self.parameterAsVectorLayer(parameters, self.POINTS, context)
+        self.check_outputs(
+            [
+                (self.CLASSIFIED, classified.source),
+                (self.POINTS, points.source() if points is not None else None),
+                *input_files(self, parameters, context),
+            ],
+            [(self.OUTPUT_HTML, html, False), (self.OUTPUT_JSON, json_path, False)],
+        )
 
         with core_errors():
             report = assess_sample_accuracy(
-                path,
+                classified.source,
                 xs,
                 ys,
                 codes,

@@ -44,6 +44,7 @@ from .classified_output import (
 from .errors import InputError, LandcoverError
 from .grid import Bounds, Grid, Window
 from .image_reader import GdalReader, ImageReader, describe_gdal_bands, read_padded
+from .input_files import Input, Output, check_outputs
 from .model_catalog import resolve_model
 from .model_grid import ModelGrid, plan_model_grid
 from .normalization import Normalizer
@@ -529,7 +530,17 @@ def classify(
         Path(probabilities) if probabilities else None,
         Path(confidence) if confidence else None,
     )
-    check_not_input(dataset.GetDescription(), outputs)
+    check_outputs(
+        [
+            Input("the input raster", dataset.GetDescription()),
+            Input("the model", model.path if isinstance(model, ModelSession) else model),
+        ],
+        [
+            Output("the classified output", outputs.classes, raster=True),
+            Output("the probabilities output", outputs.probabilities, raster=True),
+            Output("the confidence output", outputs.confidence, raster=True),
+        ],
+    )
     session = (
         model
         if isinstance(model, ModelSession)
@@ -552,14 +563,6 @@ def classify(
     sources = [dataset] if model_dataset is not dataset else []
     reader = GdalReader(model_dataset, mapping, sources)
     return run_pipeline(reader, layout.window, session, outputs, options, progress)
-
-
-def check_not_input(source: str, outputs: OutputPaths) -> None:
-    """Refuse outputs that would overwrite the input raster ``source``."""
-    if source and Path(source).exists():
-        source_path = Path(source).resolve()
-        if any(p.resolve() == source_path for p in outputs.all()):
-            raise InputError("The output would overwrite the input raster; choose another file.")
 
 
 def _model_dataset(dataset: gdal.Dataset, layout: ModelGrid) -> gdal.Dataset:

@@ -18,3 +18,7 @@ class InputError(LandcoverError, ValueError):
 
 class CancelledError(LandcoverError):
     """The caller asked to stop (e.g. the user pressed Cancel in QGIS)."""
+
+
+class OverwriteError(InputError):
+    """An output would overwrite a file that an input reads (or another output)."""
