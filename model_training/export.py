@@ -4,7 +4,10 @@
 :func:`export_onnx` is the one export path (training and the CNTK conversion both use
 it): it writes the graph with dynamic batch / height / width, stores the contract in
 the ONNX metadata, checks that ONNX Runtime reproduces PyTorch on a sample and that the
-plugin core accepts the metadata, and only then moves the file into place.
+plugin core accepts the metadata, and only then moves the file into place. The file's
+bytes depend on the weights only, not on the CPU that exported them: torch computes
+nothing at export (no constant folding) and batch norms are folded into their
+convolutions in float64 (:func:`fold_batchnorm`).
 
 Command line (export a checkpoint of a run)::
 
@@ -29,7 +32,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import torch
+from onnx import numpy_helper
 from torch import nn
 
 from qgis_landcover.core.errors import InputError, LandcoverError
@@ -75,6 +80,110 @@ def plain_batchnorm(model: nn.Module) -> nn.Module:
         else:
             plain_batchnorm(child)
     return model
+
+
+def fold_batchnorm(model: onnx.ModelProto) -> int:
+    """Fold every inference ``BatchNormalization`` that reads a ``Conv`` output (used
+    by it alone) into that ``Conv``, in place, in float64, rounded once to the weights'
+    type (float32 or float16).
+
+    Why not the exporter's folding: ``torch.onnx`` folds in float32 with torch's
+    ``sqrt``, which goes through MKL, whose rounding depends on the CPU, so the file's
+    bytes would depend on the machine that wrote it. float64 ``+``, ``*``, ``/`` and
+    ``sqrt`` are correctly rounded (IEEE 754) on every machine: these bytes depend on
+    the weights only. With ``s = gamma / sqrt(var + eps)`` per output channel,
+    ``BN(conv(x)) = conv'(x)`` where ``W' = W * s`` and ``b' = (b - mean) * s + beta``.
+
+    A batch norm after anything else, or with non-constant parameters, stays a node
+    (ONNX Runtime runs it). Returns the number of batch norms folded.
+    """
+    graph = model.graph
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    # torch.onnx shares equal tensors through Identity nodes: follow them.
+    aliases = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+    producers = {name: node for node in graph.node for name in node.output}
+    graph_outputs = {value.name for value in graph.output}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for name in node.input:
+            uses[name] = uses.get(name, 0) + 1
+
+    def constant(name: str) -> np.ndarray | None:
+        while name in aliases:
+            name = aliases[name]
+        tensor = initializers.get(name)
+        return None if tensor is None else numpy_helper.to_array(tensor)
+
+    def unique(name: str) -> str:
+        while name in initializers or name in producers:
+            name += "_"
+        return name
+
+    folded = []
+    for norm in graph.node:
+        if norm.op_type != "BatchNormalization" or len(norm.output) != 1:
+            continue
+        attributes = {a.name: onnx.helper.get_attribute_value(a) for a in norm.attribute}
+        conv = producers.get(norm.input[0])
+        if (
+            attributes.get("training_mode", 0) != 0
+            or conv is None
+            or conv.op_type != "Conv"
+            or uses[conv.output[0]] != 1
+            or conv.output[0] in graph_outputs
+        ):
+            continue
+        weight = constant(conv.input[1])
+        has_bias = len(conv.input) > 2 and conv.input[2] != ""
+        bias = constant(conv.input[2]) if has_bias else np.zeros(1)
+        parameters = [constant(name) for name in norm.input[1:5]]
+        if weight is None or bias is None or any(p is None for p in parameters):
+            continue
+        if weight.dtype.kind != "f":
+            continue
+        gamma, beta, mean, variance = (np.asarray(p, np.float64) for p in parameters)
+        epsilon = np.float64(attributes.get("epsilon", 1e-5))  # float32 in the file
+        scale = gamma / np.sqrt(variance + epsilon)
+        new_weight = weight.astype(np.float64) * scale.reshape(-1, *([1] * (weight.ndim - 1)))
+        new_bias = (bias.astype(np.float64) - mean) * scale + beta
+        stem = conv.input[1].removesuffix(".weight")
+        weight_name, bias_name = (
+            unique(f"{stem}.weight.bn_folded"),
+            unique(f"{stem}.bias.bn_folded"),
+        )
+        for name, value in ((weight_name, new_weight), (bias_name, new_bias)):
+            tensor = numpy_helper.from_array(value.astype(weight.dtype), name)
+            graph.initializer.append(tensor)
+            initializers[name] = tensor
+        del conv.input[1:]
+        conv.input.extend([weight_name, bias_name])
+        removed = conv.output[0]
+        conv.output[0] = norm.output[0]
+        producers[norm.output[0]] = conv
+        folded.append((norm, removed))
+    for norm, removed in folded:
+        graph.node.remove(norm)
+        for value in [v for v in graph.value_info if v.name == removed]:
+            graph.value_info.remove(value)
+    _drop_unused(graph)
+    return len(folded)
+
+
+def _drop_unused(graph: onnx.GraphProto) -> None:
+    """Remove the nodes whose outputs nothing reads and the initializers nothing reads
+    (what folding left behind), until none is left."""
+    kept_inputs = {value.name for value in graph.input}
+    while True:
+        used = {name for node in graph.node for name in node.input}
+        used |= {value.name for value in graph.output}
+        dead = [node for node in graph.node if not any(name in used for name in node.output)]
+        unused = [t for t in graph.initializer if t.name not in used | kept_inputs]
+        if not dead and not unused:
+            return
+        for node in dead:
+            graph.node.remove(node)
+        for tensor in unused:
+            graph.initializer.remove(tensor)
 
 
 def inference_network(model: nn.Module, margin: int) -> nn.Module:
@@ -140,6 +249,9 @@ def export_onnx(
             # The TorchScript exporter is deprecated in favour of the dynamo one, which
             # needs onnxscript; for a plain CNN both give the same graph.
             warnings.simplefilter("ignore")
+            # No constant folding: torch would compute it in float32 through MKL, whose
+            # rounding depends on the CPU; the graph's initializers stay the module's
+            # own tensors, bit for bit, and fold_batchnorm folds in float64.
             torch.onnx.export(
                 exported,
                 (sample,),
@@ -149,8 +261,12 @@ def export_onnx(
                 output_names=[OUTPUT_NAME],
                 dynamic_axes={INPUT_NAME: dynamic, OUTPUT_NAME: output_dynamic},
                 opset_version=opset,
-                do_constant_folding=True,
+                do_constant_folding=False,
             )
+        graph = onnx.load(str(temporary))
+        fold_batchnorm(graph)
+        onnx.checker.check_model(graph)
+        onnx.save(graph, str(temporary))
         write_metadata(temporary, contract)
         try:
             read_contract(temporary)

@@ -119,6 +119,98 @@ def test_fp16_variant_is_smaller_and_close(tmp_path: Path) -> None:
     assert read_contract(half) == contract
 
 
+def folded_in_float64(model: torch.nn.Module) -> list[tuple[np.ndarray, np.ndarray | None]]:
+    """The oracle: (weight, bias) of every ``Conv2d`` in execution order, with the
+    ``BatchNorm2d`` right after it folded in by numpy in float64 and rounded once to
+    float32 (epsilon as the float32 that ONNX stores)."""
+    expected = []
+    modules = list(model.modules())
+    for module, following in zip(modules, [*modules[1:], None], strict=True):
+        if not isinstance(module, torch.nn.Conv2d):
+            continue
+        weight = module.weight.detach().numpy().astype(np.float64)
+        bias = None if module.bias is None else module.bias.detach().numpy().astype(np.float64)
+        if isinstance(following, torch.nn.BatchNorm2d):
+            gamma, beta, mean, variance = (
+                t.detach().numpy().astype(np.float64)
+                for t in (following.weight, following.bias, following.running_mean,
+                          following.running_var)
+            )  # fmt: skip
+            scale = gamma / np.sqrt(variance + np.float64(np.float32(following.eps)))
+            weight = weight * scale[:, None, None, None]
+            bias = ((0.0 if bias is None else bias) - mean) * scale + beta
+        expected.append(
+            (weight.astype(np.float32), None if bias is None else bias.astype(np.float32))
+        )
+    return expected
+
+
+def test_batch_norm_is_folded_in_float64_not_by_torch(tmp_path: Path) -> None:
+    # torch.onnx folds batch norm in float32 through MKL, whose rounding depends on the
+    # CPU (issue 11). The export's convolutions must be the float64 fold rounded once,
+    # bit for bit, and every other weight the module's own tensor: bytes that depend on
+    # the weights only.
+    config = tiny_config(tmp_path)
+    model = trained_like(build_model(config), seed=2)
+    generator = torch.Generator().manual_seed(3)
+    for module in model.modules():
+        if isinstance(module, torch.nn.BatchNorm2d):  # scale and shift, as training gives
+            module.weight.data.uniform_(0.5, 1.5, generator=generator)
+            module.bias.data.normal_(0, 0.1, generator=generator)
+    contract = build_contract(config, MEAN, STD)
+    path = tmp_path / "model.onnx"
+    export_onnx(model, path, contract, real_sample(contract, 32))
+    graph = onnx.load(str(path)).graph
+    assert not [n for n in graph.node if n.op_type == "BatchNormalization"]
+    values = {t.name: onnx.numpy_helper.to_array(t) for t in graph.initializer}
+    aliases = {n.output[0]: n.input[0] for n in graph.node if n.op_type == "Identity"}
+
+    def value(name: str) -> np.ndarray:
+        while name in aliases:
+            name = aliases[name]
+        return values[name]
+
+    convs = [n for n in graph.node if n.op_type == "Conv"]
+    expected = folded_in_float64(model)
+    assert len(convs) == len(expected) == 2 * 3 + 2 * 2 + 1  # depth 2: 3 encoders, 2 decoders, head
+    for conv, (weight, bias) in zip(convs, expected, strict=True):
+        np.testing.assert_array_equal(value(conv.input[1]), weight, err_msg=conv.name)
+        assert bias is not None  # every convolution here has a bias or a batch norm
+        np.testing.assert_array_equal(value(conv.input[2]), bias, err_msg=conv.name)
+    transposed = [n for n in graph.node if n.op_type == "ConvTranspose"]
+    upsamples = [m for m in model.modules() if isinstance(m, torch.nn.ConvTranspose2d)]
+    for node, module in zip(transposed, upsamples, strict=True):
+        np.testing.assert_array_equal(value(node.input[1]), module.weight.detach().numpy())
+        np.testing.assert_array_equal(value(node.input[2]), module.bias.detach().numpy())
+
+
+class _Unfoldable(torch.nn.Module):
+    """Batch norms that cannot be folded into a convolution: one after a transposed
+    convolution, one after a convolution whose output is also read elsewhere."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.up = torch.nn.ConvTranspose2d(4, 4, 3, padding=1)
+        self.up_norm = torch.nn.BatchNorm2d(4)
+        self.conv = torch.nn.Conv2d(4, 4, 3, padding=1)
+        self.conv_norm = torch.nn.BatchNorm2d(4)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        x = self.conv(self.up_norm(self.up(x)))
+        return self.conv_norm(x) + x
+
+
+def test_batch_norms_that_cannot_be_folded_stay_nodes(tmp_path: Path) -> None:
+    config = tiny_config(tmp_path)
+    model = trained_like(_Unfoldable())
+    contract = build_contract(config, MEAN, STD)
+    path = tmp_path / "model.onnx"
+    difference = export_onnx(model, path, contract, real_sample(contract, 16))
+    assert difference < 1e-4
+    kinds = [n.op_type for n in onnx.load(str(path)).graph.node]
+    assert kinds.count("BatchNormalization") == 2 and kinds.count("Conv") == 1
+
+
 def test_failed_check_leaves_no_file(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     model = trained_like(build_model(config))
