@@ -13,6 +13,11 @@ Usage::
     python -m model_training.convert_cntk --list            # parameters and functions
     python -m model_training.convert_cntk                   # writes qgis_landcover/models/
     python -m model_training.convert_cntk data/models/azure_2018_cntk/1epoch.model --evaluate
+
+Without arguments it regenerates everything shipped for this model: the ONNX file, its
+model card (beside it and in its metadata) and the catalogue's SHA-256 and size. The
+bytes depend only on the CNTK weights, the patches and the software versions, not on
+the CPU (see :func:`model_training.export.fold_batchnorm`).
 """
 
 from __future__ import annotations
@@ -30,6 +35,7 @@ import torch
 
 from qgis_landcover.core.confusion import ConfusionMatrix
 from qgis_landcover.core.download import file_sha256
+from qgis_landcover.core.model_catalog import MODELS_DIR
 from qgis_landcover.core.model_contract import ModelContract, write_metadata
 from qgis_landcover.core.onnx_session import load_session
 from qgis_landcover.core.raster_io import atomic_output
@@ -39,6 +45,7 @@ from .cntk_model import Azure2018UNet, load_cntk_network
 from .cntk_protobuf import CntkGraph, Function, Variable, load_graph, output_name
 from .evaluate_models import heldout_section
 from .export import export_onnx
+from .ship import update_catalogue
 
 ROOT = Path(__file__).resolve().parent.parent
 CNTK_FOLDER = ROOT / "data" / "models" / "azure_2018_cntk"
@@ -488,6 +495,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         f"{result.max_abs_diff:.3g} (allowed {MAX_ABS_DIFF:g})"
     )
     print(_summary("ONNX Runtime", result.scores))
+    if args.output.resolve().parent == MODELS_DIR.resolve():
+        for entry in update_catalogue():
+            print(f"catalogue: {entry['name']}: {entry['size']:,} bytes, sha256 {entry['sha256']}")
     return 0
 
 
