@@ -20,8 +20,10 @@ error leaves nothing behind.
 
 from __future__ import annotations
 
+import ctypes
 import os
 import queue
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -43,15 +45,23 @@ from .classified_output import (
 )
 from .errors import InputError, LandcoverError
 from .grid import Bounds, Grid, Window
-from .image_reader import GdalReader, ImageReader, describe_gdal_bands, read_padded
+from .image_reader import GdalReader, ImageReader, describe_gdal_bands
 from .input_files import Input, Output, check_outputs
 from .model_catalog import resolve_model
 from .model_grid import ModelGrid, plan_model_grid
+from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .onnx_session import CPU, ModelSession, load_session
 from .progress import NullProgress, Progress, check_cancelled
 from .raster_io import atomic_output, open_raster, raster_grid, warp_to_grid, write_qml_paletted
-from .tiling import DEFAULT_STRIPE_WIDTH, Stripe, StripeBlender, TilePlan, plan_tiles
+from .tiling import (
+    DEFAULT_STRIPE_WIDTH,
+    MAX_OVERLAP_PERCENT,
+    Stripe,
+    StripeBlender,
+    TilePlan,
+    plan_tiles,
+)
 
 gdal.UseExceptions()
 
@@ -64,6 +74,18 @@ SKIPPED_PER_BATCH = 8
 # Readers drop GDAL's cached input blocks every this many rows: memory stays bounded,
 # and only the rows shared by consecutive strips across that line are decoded twice.
 RELEASE_ROWS = 1024
+MEMORY_FRACTION = 0.5
+"""Share of the machine's physical memory the pipeline's arrays may use by default."""
+UNKNOWN_MEMORY_LIMIT = 8 * 2**30
+"""Memory limit, bytes, where the machine's physical memory cannot be read."""
+MODEL_WORKSPACE_FACTOR = 66
+"""ONNX Runtime's working memory on the CPU (the network's activations) per byte of a
+batch's input. Measured with the shipped 2018 U-Net: peak growth of the process 66-74
+times the input's bytes for batches of 1-16 tiles of 256-1024 px. Other networks
+differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
+MAX_TILE_ALIGN = 256
+"""A tile capped to the extent keeps the power-of-two factor of the requested size,
+up to this (networks that halve the tile k times need multiples of 2**k)."""
 
 
 @dataclass(frozen=True)
@@ -79,6 +101,13 @@ class ClassifyOptions:
         stripe_width: widest column stripe blended at once, pixels (bounds memory).
         read_ahead_thread: read in a thread of its own; False for readers that must
             stay on the calling thread (QGIS data providers).
+        memory_limit_bytes: most memory the pipeline's arrays may use, bytes; ``None``
+            for :data:`MEMORY_FRACTION` of the machine's physical memory. An automatic
+            batch size is lowered to fit; an explicit batch or tile size that does not
+            fit is refused (:func:`fitted_batch_size`).
+        input_range: rescale the layer's values from this (low, high) onto the range
+            the model expects (clipped), or ``None`` to check them against it as they
+            are (:mod:`.model_input`).
     """
 
     device: str = "auto"
@@ -88,6 +117,8 @@ class ClassifyOptions:
     overviews: bool = True
     stripe_width: int = DEFAULT_STRIPE_WIDTH
     read_ahead_thread: bool = True
+    memory_limit_bytes: int | None = None
+    input_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -154,29 +185,27 @@ def iter_batches(
     normalizer: Normalizer,
     bands: int,
     batch_size: int,
+    model_input: ModelInput | None = None,
 ) -> Iterator[TileBatch]:
     """Read the plan's tiles, one strip per stripe and tile row, in batches.
 
     ``window`` is the output's position in ``reader.grid``; plan offsets are relative
-    to it.
+    to it. Strips are read through ``model_input`` (invalid pixels filled, values
+    checked and rescaled; :mod:`.model_input`), by default one over ``reader`` that
+    fills with 0.
     """
+    source = model_input or ModelInput(reader, np.zeros(bands, dtype=np.float32))
     size, margin, tile = plan.output_size, plan.margin, plan.tile_size
     inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-    masks: list[np.ndarray] = []
+    filled = 0  # slots of ``inputs`` in use
     jobs: list[TileJob] = []
 
     def flush() -> TileBatch:
-        nonlocal inputs, masks, jobs
-        batch = None
-        if masks:
-            batch = normalizer(inputs[: len(masks)])
-            for slot, tile_valid in enumerate(masks):
-                # Invalid pixels get the neutral value (0 after normalisation) rather
-                # than their raw nodata value, which would disturb their neighbours.
-                batch[slot][:, ~tile_valid] = 0.0
+        nonlocal inputs, filled, jobs
+        batch = normalizer(inputs[:filled]) if filled else None
         done = TileBatch(batch, jobs)
         inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-        masks, jobs = [], []
+        filled, jobs = 0, []
         return done
 
     # Readers that cache (GDAL) drop their cache every RELEASE_ROWS rows.
@@ -195,16 +224,15 @@ def iter_batches(
             if release is not None and y // RELEASE_ROWS != previous_y // RELEASE_ROWS:
                 release()
             previous_y = y
-            raw, valid = read_padded(reader, strip)
+            raw, valid = source.read(strip)
             for col in stripe.tile_cols:
                 x = plan.xs[col] - plan.xs[first]
-                tile_valid = valid[:, x : x + tile]
-                out_valid = tile_valid[margin : margin + size, margin : margin + size]
+                out_valid = valid[margin : margin + size, x + margin : x + margin + size]
                 slot = None
                 if out_valid.any():
-                    slot = len(masks)
+                    slot = filled
                     inputs[slot] = raw[:, :, x : x + tile]
-                    masks.append(tile_valid)
+                    filled += 1
                 jobs.append(
                     TileJob(
                         stripe=stripe_index,
@@ -215,7 +243,7 @@ def iter_batches(
                         row_done=col == last,
                     )
                 )
-                if len(masks) == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
+                if filled == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
                     yield flush()
     if jobs:
         yield flush()
@@ -356,16 +384,12 @@ def run_pipeline(
     started = time.perf_counter()
     outputs.check()
     contract = session.contract
-    tile_size = checked_tile_size(session, options.tile_size)
-    overlap = (
-        contract.tiles_overlap_percent
-        if options.overlap_percent is None
-        else options.overlap_percent
-    )
+    tile_size = tile_size_for_window(session, options.tile_size, window, progress)
+    overlap = planned_overlap(session, options.overlap_percent, progress)
     plan = plan_tiles(window.width, window.height, tile_size, contract.output_margin, overlap)
     stripes = plan.stripes(options.stripe_width)
-    batch_size = effective_batch_size(session, options.batch_size)
     total_tiles = sum(len(plan.ys) * len(s.tile_cols) for s in stripes)
+    batch_size = fitted_batch_size(session, options, plan, stripes, total_tiles, progress)
     output_grid = reader.grid.window_grid(window)
     progress.info(
         f"Classifying {window.width} x {window.height} pixels of "
@@ -373,9 +397,25 @@ def run_pipeline(
         f"{total_tiles} tiles of {tile_size} px (output {plan.output_size} px, overlap "
         f"{plan.overlap} px), batches of {batch_size}, on {session.provider}."
     )
+    # Values checked (and rescaled) before any output is opened.
+    model_input = prepare_input(
+        reader,
+        window,
+        contract,
+        model=f"the model {session.path.name}",
+        input_range=options.input_range,
+        progress=progress,
+    )
     stop = threading.Event()
     batches = iter_batches(
-        reader, window, plan, stripes, Normalizer(contract), contract.num_bands, batch_size
+        reader,
+        window,
+        plan,
+        stripes,
+        Normalizer(contract),
+        contract.num_bands,
+        batch_size,
+        model_input,
     )
     writes: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     tiles_run = tiles_done = 0
@@ -419,6 +459,7 @@ def run_pipeline(
                 if stage is not None and stage.error is not None:
                     raise stage.error
             check_cancelled(progress)
+            model_input.finish(progress)
             if tiles_done != total_tiles:  # never expected: refuse a partial output
                 raise LandcoverError(
                     f"Only {tiles_done} of {total_tiles} tiles were classified; "
@@ -492,6 +533,234 @@ def effective_batch_size(session: ModelSession, requested: int) -> int:
     if requested > 0:
         return requested
     return CPU_BATCH_SIZE if session.provider == CPU else GPU_BATCH_SIZE
+
+
+# --------------------------------------------------------------------------- bounds
+
+
+def tile_size_for_window(
+    session: ModelSession, requested: int | None, window: Window, progress: Progress
+) -> int:
+    """The tile size for classifying ``window``: :func:`checked_tile_size`, capped for
+    models with a free input size to the smallest tile whose output covers the whole
+    window (a larger one would only add reflected padding, and memory).
+
+    The capped tile stays a multiple of the largest power of two dividing the requested
+    one (at most :data:`MAX_TILE_ALIGN`), so networks that halve it keep working.
+    """
+    tile = checked_tile_size(session, requested)
+    if session.fixed_tile is not None:
+        return tile
+    align = min(tile & -tile, MAX_TILE_ALIGN)  # largest power of two dividing tile
+    needed = max(window.width, window.height) + 2 * session.contract.output_margin
+    capped = -(-needed // align) * align
+    if capped >= tile:
+        return tile
+    progress.info(
+        f"Tiles of {tile} px are larger than the {window.width} x {window.height} px extent "
+        f"needs (with the model's margin of {session.contract.output_margin} px per side): "
+        f"tiles of {capped} px are used."
+    )
+    return capped
+
+
+def planned_overlap(session: ModelSession, requested: float | None, progress: Progress) -> float:
+    """The overlap between output tiles, percent: ``requested`` (checked by
+    :func:`~.tiling.plan_tiles`), else the model's metadata ``tiles_overlap``, used at
+    :data:`~.tiling.MAX_OVERLAP_PERCENT` when it is larger."""
+    if requested is not None:
+        return requested
+    overlap = session.contract.tiles_overlap_percent
+    if overlap > MAX_OVERLAP_PERCENT:
+        progress.info(
+            f"The model's tile overlap of {overlap:g} % (metadata 'tiles_overlap') is above "
+            f"{MAX_OVERLAP_PERCENT:g} %: {MAX_OVERLAP_PERCENT:g} % is used."
+        )
+        return MAX_OVERLAP_PERCENT
+    return overlap
+
+
+def pipeline_memory_bytes(
+    *,
+    tile_size: int,
+    margin: int,
+    bands: int,
+    classes: int,
+    batch_size: int,
+    stripe_width: int,
+    workspace_factor: float = MODEL_WORKSPACE_FACTOR,
+) -> int:
+    """Bytes of memory the pipeline needs at once, estimated: its own arrays, at most,
+    plus the model's working memory as ``workspace_factor`` times the bytes of one
+    batch's inputs (0 on a GPU, where that memory is the GPU's).
+
+    All float32 unless noted, ``out = tile_size - 2 * margin``, ``span = stripe_width +
+    2 * out`` (tiles reach past a stripe's core on both sides):
+
+    - inputs (batch, bands, tile, tile) and scores (batch, classes, out, out), each
+      ``QUEUE_DEPTH + 2`` times: one batch being filled / blended, ``QUEUE_DEPTH`` queued,
+      one in the model call;
+    - an input strip (bands, tile, span + 2 margin) and its validity (bool), twice:
+      as read and reflect-padded;
+    - the blender's sums (classes, out, span), weights (out, span), validity (bool);
+    - one tile's weights (out, out) and weighted scores (classes, out, out);
+    - finished rows (classes, out, stripe_width) and their probabilities (same), their
+      argmax and class values (int64, out x stripe_width each), and the uint8 planes
+      (classes + 2) the writer holds until they fill a row of 256-pixel GeoTIFF blocks.
+    """
+    out = tile_size - 2 * margin
+    span = stripe_width + 2 * out
+    strip = tile_size * (span + 2 * margin)
+    inputs = batch_size * 4 * bands * tile_size**2
+    batches = (QUEUE_DEPTH + 2) * (inputs + batch_size * 4 * classes * out**2)
+    workspace = int(workspace_factor * inputs)
+    reading = 2 * (4 * bands * strip + strip)
+    blending = 4 * classes * out * span + 4 * out * span + out * span
+    per_tile = 4 * out**2 + 4 * classes * out**2
+    finished = 2 * 4 * classes * out * stripe_width + 2 * 8 * out * stripe_width
+    finished += (classes + 2) * (256 + out) * stripe_width
+    return batches + workspace + reading + blending + per_tile + finished
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or ``None`` when it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    if sys.platform == "win32":
+
+        class MemoryStatus(ctypes.Structure):
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
+        status = MemoryStatus()
+        status.dwLength = ctypes.sizeof(MemoryStatus)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return int(status.ullTotalPhys)
+    return None
+
+
+def memory_limit(options: ClassifyOptions) -> tuple[int, str]:
+    """The memory limit in bytes and how it was set, for messages."""
+    if options.memory_limit_bytes is not None:
+        return options.memory_limit_bytes, "the memory limit given"
+    physical = physical_memory_bytes()
+    if physical is None:
+        return UNKNOWN_MEMORY_LIMIT, "the default, as this machine's memory is unknown"
+    return (
+        int(physical * MEMORY_FRACTION),
+        f"{MEMORY_FRACTION:.0%} of this machine's {format_bytes(physical)}",
+    )
+
+
+def format_bytes(count: float) -> str:
+    """``count`` bytes for people: ``'1.5 GiB'``, ``'12 MiB'``."""
+    for unit, size in (("TiB", 2**40), ("GiB", 2**30), ("MiB", 2**20)):
+        if count >= size:
+            return f"{count / size:.3g} {unit}"
+    return f"{count / 2**10:.3g} KiB"
+
+
+def fitted_batch_size(
+    session: ModelSession,
+    options: ClassifyOptions,
+    plan: TilePlan,
+    stripes: Sequence[Stripe],
+    total_tiles: int,
+    progress: Progress,
+) -> int:
+    """Tiles per model call, within the memory limit (:func:`memory_limit`).
+
+    The batch is :func:`effective_batch_size`, at most ``total_tiles`` (more would only
+    hold empty slots) unless the graph fixes it. When the batch does not fit: an
+    automatic one is lowered (with an info line); a batch the caller or the graph set is
+    refused with the largest that fits; a tile too large for even one is refused with
+    the largest tile size that fits.
+
+    Raises:
+        InputError: naming the memory needed, the limit and what to set instead.
+    """
+    contract = session.contract
+    batch = effective_batch_size(session, options.batch_size)
+    if session.fixed_batch is None:
+        batch = min(batch, total_tiles)
+    limit, why = memory_limit(options)
+    stripe_width = max(s.width for s in stripes)
+
+    def need(batch_size: int, tile_size: int = plan.tile_size) -> int:
+        return pipeline_memory_bytes(
+            tile_size=tile_size,
+            margin=plan.margin,
+            bands=contract.num_bands,
+            classes=contract.num_classes,
+            batch_size=batch_size,
+            stripe_width=stripe_width,
+            workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
+        )
+
+    needed = need(batch)
+    if needed <= limit:
+        return batch
+    per_tile = need(1) - need(0)
+    fits = max(0, (limit - need(0)) // per_tile)
+    size = f"{batch} tile{'s' if batch != 1 else ''} of {plan.tile_size} px"
+    over = (
+        f"need about {format_bytes(needed)} of memory, more than the limit of "
+        f"{format_bytes(limit)} ({why})"
+    )
+    if fits >= 1:
+        if options.batch_size == 0 and session.fixed_batch is None:
+            progress.info(f"Batches of {size} would {over}: batches of {fits} are used.")
+            return int(fits)
+        if session.fixed_batch is None:
+            raise InputError(
+                f"Batches of {size} {over}: set the batch size (BATCH_SIZE) to {fits} or "
+                "less, or to 0 to choose it automatically."
+            )
+    if session.fixed_batch is not None:
+        raise InputError(
+            f"The model {session.path.name} runs batches of {size} (fixed in its graph), which "
+            f"{over}; it cannot run on this machine"
+            + (" with this tile size." if session.fixed_tile is None else ".")
+        )
+    if session.fixed_tile is not None:
+        raise InputError(
+            f"The model {session.path.name} only takes tiles of {plan.tile_size} px; one "
+            f"needs about {format_bytes(need(1))} of memory, more than the limit of "
+            f"{format_bytes(limit)} ({why}): it cannot run on this machine."
+        )
+    # The largest tile (a multiple of 32 with some output) one of which fits.
+    low, high = (2 * plan.margin) // 32 + 1, plan.tile_size // 32
+    while low <= high:
+        middle = (low + high) // 2
+        if need(1, 32 * middle) <= limit:
+            low = middle + 1
+        else:
+            high = middle - 1
+    origin = (
+        ""
+        if options.tile_size
+        else f" (the model's tile size, metadata 'tile_size', is {contract.tile_size} px)"
+    )
+    advice = (
+        f"set the tile size (TILE_SIZE) to {32 * high} px or less"
+        if high * 32 > 2 * plan.margin
+        else "this machine has too little memory for this model"
+    )
+    raise InputError(
+        f"One tile of {plan.tile_size} px needs about {format_bytes(need(1))} of memory, "
+        f"more than the limit of {format_bytes(limit)} ({why}){origin}: {advice}."
+    )
 
 
 # --------------------------------------------------------------------------- entry point

@@ -37,6 +37,8 @@ CUDA = "CUDAExecutionProvider"
 TENSORRT = "TensorrtExecutionProvider"
 
 _CACHE_SIZE = 4
+PROBE_TILE_SIZE = 512
+"""Largest tile side, pixels, of the probe run on models with a free input size."""
 _cache: OrderedDict[tuple[str, str, str], ModelSession] = OrderedDict()
 _digests: dict[tuple[str, int, int], str] = {}
 _lock = threading.Lock()
@@ -286,6 +288,16 @@ def _dim(value: Any) -> int | None:
     return value if isinstance(value, int) and value > 0 else None
 
 
+def probe_tile_size(contract: ModelContract) -> int:
+    """The side of the tile that probes a model with a free input size: its own tile
+    size up to :data:`PROBE_TILE_SIZE` pixels (metadata may claim any size, e.g. 100000,
+    which no probe could allocate), else the smallest multiple of 32 that leaves output
+    beyond the margins and is at least :data:`PROBE_TILE_SIZE`."""
+    if contract.tile_size <= PROBE_TILE_SIZE:
+        return contract.tile_size
+    return max(PROBE_TILE_SIZE, 32 * ((2 * contract.output_margin) // 32 + 1))
+
+
 def _validated(path: Path, digest: str, device: str, provider: str, session: Any) -> ModelSession:
     """Check the metadata against the graph and build the :class:`ModelSession`."""
     name = path.name
@@ -356,6 +368,6 @@ def _validated(path: Path, digest: str, device: str, provider: str, session: Any
     if None in (out_channels, out_height, out_width, height):
         # Dynamic shapes: one probe tile proves class count and output margin now,
         # with a message naming the key, rather than after reading the first batch.
-        probe = np.zeros((batch or 1, contract.num_bands, contract.tile_size, contract.tile_size))
-        loaded.run(probe.astype(np.float32))
+        side = probe_tile_size(contract) if height is None else height
+        loaded.run(np.zeros((batch or 1, contract.num_bands, side, side), dtype=np.float32))
     return loaded

@@ -18,6 +18,7 @@ from qgis_landcover.core.onnx_session import (
     cached_session_count,
     clear_session_cache,
     load_session,
+    probe_tile_size,
     provider_candidates,
 )
 from qgis_landcover.core.progress import NullProgress
@@ -189,3 +190,16 @@ def test_non_square_batches_keep_height_and_width_apart(tmp_path: Path) -> None:
     session = load_session(path, "cpu")
     # (N, C, H=24, W=40): the 2-pixel crop per side gives H 20, W 36.
     assert session.run(np.zeros((1, 4, 24, 40), np.float32)).shape == (1, 2, 20, 36)
+
+
+def test_metadata_tile_size_beyond_memory_is_probed_small(tmp_path: Path) -> None:
+    """Models with a free input size are probed with one tile at load; metadata saying
+    tile 100000 made that probe allocate 298 GiB (a MemoryError). The probe is at most
+    512 px, and larger than twice the output margin."""
+    contract = contract_for(3, tile_size=100_000, output_margin=300)
+    path = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract, margin=300)
+    session = load_session(path, "cpu")
+    assert session.fixed_tile is None and session.contract.tile_size == 100_000
+    assert probe_tile_size(session.contract) == 608  # smallest multiple of 32 above 600
+    assert probe_tile_size(contract_for(4, tile_size=100_000)) == 512
+    assert probe_tile_size(contract_for(4, tile_size=256)) == 256

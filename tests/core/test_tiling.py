@@ -40,9 +40,24 @@ def test_tile_positions_cover_without_shrinking(length: int, size: int, stride: 
 def test_overlap_is_a_percentage_of_the_output_tile() -> None:
     assert overlap_pixels(256, 10) == 26
     assert overlap_pixels(128, 25) == 32
-    assert overlap_pixels(4, 99) == 3  # stride stays >= 1
-    with pytest.raises(InputError, match="0-99"):
-        overlap_pixels(256, 100)
+    assert overlap_pixels(1, 50) == 0  # stride stays >= 1
+    assert overlap_pixels(256, 50) == 128
+
+
+@pytest.mark.parametrize("percent", [-1.0, 50.5, 99.0, 100.0])
+def test_overlap_beyond_half_the_tile_is_refused(percent: float) -> None:
+    # 99 % planned 16,641 tiles for a 256 px image with the 2018 model (output 128 px).
+    with pytest.raises(InputError, match="0-50 percent"):
+        overlap_pixels(128, percent)
+    with pytest.raises(InputError, match="0-50 percent"):
+        plan_tiles(256, 256, 256, 64, percent)
+
+
+def test_half_overlap_plans_three_tiles_a_side_for_two_outputs() -> None:
+    # Output 128 px, overlap 64 px, stride 64 over 256 px: offsets 0, 64, 128.
+    plan = plan_tiles(256, 256, 256, 64, 50.0)
+    assert plan.xs == plan.ys == (0, 64, 128)
+    assert plan.tile_count == 9
 
 
 @pytest.mark.parametrize("length", [1, 2, 7, 26, 64])
