@@ -45,11 +45,10 @@ from .classified_output import (
 )
 from .errors import InputError, LandcoverError
 from .grid import Bounds, Grid, Window
-from .image_reader import GdalReader, ImageReader, describe_gdal_bands
+from .image_reader import GdalReader, ImageReader, describe_gdal_bands, read_padded
 from .input_files import Input, Output, check_outputs
 from .model_catalog import resolve_model
 from .model_grid import ModelGrid, plan_model_grid
-from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .onnx_session import CPU, ModelSession, load_session
 from .progress import NullProgress, Progress, check_cancelled
@@ -118,7 +117,6 @@ class ClassifyOptions:
     stripe_width: int = DEFAULT_STRIPE_WIDTH
     read_ahead_thread: bool = True
     memory_limit_bytes: int | None = None
-    input_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -185,27 +183,29 @@ def iter_batches(
     normalizer: Normalizer,
     bands: int,
     batch_size: int,
-    model_input: ModelInput | None = None,
 ) -> Iterator[TileBatch]:
     """Read the plan's tiles, one strip per stripe and tile row, in batches.
 
     ``window`` is the output's position in ``reader.grid``; plan offsets are relative
-    to it. Strips are read through ``model_input`` (invalid pixels filled, values
-    checked and rescaled; :mod:`.model_input`), by default one over ``reader`` that
-    fills with 0.
+    to it.
     """
-    source = model_input or ModelInput(reader, np.zeros(bands, dtype=np.float32))
     size, margin, tile = plan.output_size, plan.margin, plan.tile_size
     inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-    filled = 0  # slots of ``inputs`` in use
+    masks: list[np.ndarray] = []
     jobs: list[TileJob] = []
 
     def flush() -> TileBatch:
-        nonlocal inputs, filled, jobs
-        batch = normalizer(inputs[:filled]) if filled else None
+        nonlocal inputs, masks, jobs
+        batch = None
+        if masks:
+            batch = normalizer(inputs[: len(masks)])
+            for slot, tile_valid in enumerate(masks):
+                # Invalid pixels get the neutral value (0 after normalisation) rather
+                # than their raw nodata value, which would disturb their neighbours.
+                batch[slot][:, ~tile_valid] = 0.0
         done = TileBatch(batch, jobs)
         inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-        filled, jobs = 0, []
+        masks, jobs = [], []
         return done
 
     # Readers that cache (GDAL) drop their cache every RELEASE_ROWS rows.
@@ -224,15 +224,16 @@ def iter_batches(
             if release is not None and y // RELEASE_ROWS != previous_y // RELEASE_ROWS:
                 release()
             previous_y = y
-            raw, valid = source.read(strip)
+            raw, valid = read_padded(reader, strip)
             for col in stripe.tile_cols:
                 x = plan.xs[col] - plan.xs[first]
-                out_valid = valid[margin : margin + size, x + margin : x + margin + size]
+                tile_valid = valid[:, x : x + tile]
+                out_valid = tile_valid[margin : margin + size, margin : margin + size]
                 slot = None
                 if out_valid.any():
-                    slot = filled
+                    slot = len(masks)
                     inputs[slot] = raw[:, :, x : x + tile]
-                    filled += 1
+                    masks.append(tile_valid)
                 jobs.append(
                     TileJob(
                         stripe=stripe_index,
@@ -243,7 +244,7 @@ def iter_batches(
                         row_done=col == last,
                     )
                 )
-                if filled == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
+                if len(masks) == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
                     yield flush()
     if jobs:
         yield flush()
@@ -397,25 +398,9 @@ def run_pipeline(
         f"{total_tiles} tiles of {tile_size} px (output {plan.output_size} px, overlap "
         f"{plan.overlap} px), batches of {batch_size}, on {session.provider}."
     )
-    # Values checked (and rescaled) before any output is opened.
-    model_input = prepare_input(
-        reader,
-        window,
-        contract,
-        model=f"the model {session.path.name}",
-        input_range=options.input_range,
-        progress=progress,
-    )
     stop = threading.Event()
     batches = iter_batches(
-        reader,
-        window,
-        plan,
-        stripes,
-        Normalizer(contract),
-        contract.num_bands,
-        batch_size,
-        model_input,
+        reader, window, plan, stripes, Normalizer(contract), contract.num_bands, batch_size
     )
     writes: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     tiles_run = tiles_done = 0
@@ -459,7 +444,6 @@ def run_pipeline(
                 if stage is not None and stage.error is not None:
                     raise stage.error
             check_cancelled(progress)
-            model_input.finish(progress)
             if tiles_done != total_tiles:  # never expected: refuse a partial output
                 raise LandcoverError(
                     f"Only {tiles_done} of {total_tiles} tiles were classified; "
