@@ -50,7 +50,7 @@ from .download import (
     normalize_sha256,
 )
 from .errors import InputError
-from .model_contract import read_contract
+from .model_contract import check_model_file, read_contract
 from .progress import NullProgress, Progress
 from .raster_io import atomic_output
 
@@ -549,7 +549,7 @@ def _local_model(path: Path, sha256: str | None, *, entry: CatalogueEntry | None
                 f"The model {entry.name!r} should be at {path}, which is missing; "
                 "reinstall the plugin or give a model file, catalogue name or URL."
             )
-        raise InputError(f"Model file not found: {path}")
+        check_model_file(path)
     if sha256 is not None and (actual := file_sha256(path)) != sha256:
         raise ChecksumError(f"SHA-256 mismatch for {path}: expected {sha256}, got {actual}.")
     return path

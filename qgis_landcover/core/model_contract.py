@@ -343,13 +343,23 @@ class _MetadataReader:
             ) from error
 
 
+def check_model_file(path: Path) -> None:
+    """Raise :class:`InputError` unless ``path`` is a file: a folder is called one (a
+    model is a single ``.onnx`` file), anything else not found."""
+    if path.is_dir():
+        raise InputError(
+            f"The model {path} is a folder, not a file: give an ONNX model file (.onnx)."
+        )
+    if not path.is_file():
+        raise InputError(f"Model file not found: {path}")
+
+
 def read_metadata_props(path: str | os.PathLike[str]) -> dict[str, str]:
     """The ``metadata_props`` of an ONNX file, read with ONNX Runtime (no ``onnx``)."""
     import onnxruntime
 
     model_path = Path(path)
-    if not model_path.is_file():
-        raise InputError(f"Model file not found: {model_path}")
+    check_model_file(model_path)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:

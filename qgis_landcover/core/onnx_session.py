@@ -26,7 +26,7 @@ import numpy as np
 
 from .download import file_sha256
 from .errors import InputError
-from .model_contract import ModelContract, ModelContractError
+from .model_contract import ModelContract, ModelContractError, check_model_file
 from .progress import NullProgress, Progress
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
@@ -197,8 +197,7 @@ def load_session(
     """
     progress = progress or NullProgress()
     model_path = Path(path).expanduser().resolve()
-    if not model_path.is_file():
-        raise InputError(f"Model file not found: {model_path}")
+    check_model_file(model_path)
     digest = model_digest(model_path)
     key = (str(model_path), digest, device)
     with _lock:

@@ -270,6 +270,9 @@ def test_local_path_is_returned_and_checked(tmp_path: Path):
         resolve_model(str(tmp_path / "other.onnx"))
     with pytest.raises(InputError, match="Model file not found"):
         resolve_model("nowhere.onnx")
+    # A folder was reported as "not found" although it exists.
+    with pytest.raises(InputError, match=r"is a folder, not a file: give an ONNX model"):
+        resolve_model(str(tmp_path))
 
 
 # -- bad input: one line each ---------------------------------------------------------------

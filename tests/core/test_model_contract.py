@@ -121,3 +121,5 @@ def test_not_onnx_is_a_clear_error(tmp_path: Path) -> None:
         read_contract(path)
     with pytest.raises(InputError, match="not found"):
         read_contract(tmp_path / "missing.onnx")
+    with pytest.raises(InputError, match="is a folder, not a file"):
+        read_contract(tmp_path)

@@ -104,6 +104,9 @@ def test_not_onnx_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
         load_session(text, "cpu")
     with pytest.raises(InputError, match="not found"):
         load_session(tmp_path / "absent.onnx", "cpu")
+    # A folder was reported as "not found" although it exists.
+    with pytest.raises(InputError, match=r"is a folder, not a file: give an ONNX model"):
+        load_session(tmp_path, "cpu")
 
 
 @pytest.mark.parametrize("tile", [32, None])
