@@ -13,8 +13,7 @@
 #   the chroot, keeping the chroot's own .venv, then runs, inside a private mount
 #   namespace (its /proc, /sys, /dev mounts vanish with it; a trap unmounts them too):
 #     LANDCOVER_TRAINING=0 make test   (no torch in the chroot: tests/model_training
-#                                       runs on the host with `make test`)
-#     make demo
+#     LANDCOVER_TRAINING=0 make demo    runs on the host with `make test`)
 #   scripts/test_qgis340.sh [--build]   (--build: only build or check the chroot)
 # Needs root (debootstrap, chroot, mount); re-runs itself with sudo otherwise.
 set -euo pipefail
@@ -166,8 +165,8 @@ in_chroot() {
   unshare --mount --propagation private -- bash "$self" --inside "$@"
 }
 
-if [ "${1:-}" = "--inside" ]; then
-  shift
+# Inside the private mount namespace: mount, chroot, run "$@", unmount.
+run_inside() {
   trap cleanup EXIT
   mount_system "${WITH_PIP_DIRS:-}"
   # Environment: the host's proxy, certificate and pip variables, nothing else.
@@ -177,27 +176,37 @@ if [ "${1:-}" = "--inside" ]; then
     env | grep -E '^(PIP_|SSL_CERT_|REQUESTS_CA_BUNDLE=|CURL_CA_BUNDLE=|https?_proxy=|HTTPS?_PROXY=|no_proxy=|NO_PROXY=)' || true)
   status=0
   chroot "$chroot_dir" /usr/bin/env -i "${env_vars[@]}" "$@" || status=$?
-  exit "$status"
-fi
+  return "$status"
+}
 
-if [ "$(cat "$stamp" 2>/dev/null)" != "$recipe" ]; then
-  build_chroot
+main() {
+  if [ "$(cat "$stamp" 2>/dev/null)" != "$recipe" ]; then
+    build_chroot
+  else
+    log "reusing the chroot $chroot_dir"
+  fi
+  copy_host_config
+  [ "${1:-}" = "--build" ] && return 0 # build (or check) the chroot only
+
+  log "copying the working tree into $chroot_dir$work"
+  mkdir -p "$chroot_dir$work"
+  find "$chroot_dir$work" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
+  # (a tracked file deleted in the working tree is skipped with a warning)
+  (cd "$root" && git ls-files -z --cached --others --exclude-standard |
+    tar --null -T - --ignore-failed-read -cf -) | tar -xf - -C "$chroot_dir$work"
+
+  started=$(date +%s)
+  export WITH_PIP_DIRS=1
+  in_chroot bash -ec "cd $work &&
+    dpkg-query -W -f='\${Package} \${Version}\n' qgis python3 python3-numpy python3-gdal &&
+    export LANDCOVER_TRAINING=0 && make test && make demo"
+  log "tests and demo inside the chroot took $(($(date +%s) - started)) s"
+}
+
+# Everything is read before anything runs (the file may change while it runs).
+if [ "${1:-}" = "--inside" ]; then
+  shift
+  run_inside "$@"
 else
-  log "reusing the chroot $chroot_dir"
+  main "$@"
 fi
-copy_host_config
-[ "${1:-}" = "--build" ] && exit 0   # build (or check) the chroot only
-
-log "copying the working tree into $chroot_dir$work"
-mkdir -p "$chroot_dir$work"
-find "$chroot_dir$work" -mindepth 1 -maxdepth 1 ! -name .venv -exec rm -rf {} +
-# (a tracked file deleted in the working tree is skipped with a warning)
-(cd "$root" && git ls-files -z --cached --others --exclude-standard |
-  tar --null -T - --ignore-failed-read -cf -) | tar -xf - -C "$chroot_dir$work"
-
-started=$(date +%s)
-export WITH_PIP_DIRS=1
-in_chroot bash -ec "cd $work &&
-  dpkg-query -W -f='\${Package} \${Version}\n' qgis python3 python3-numpy python3-gdal &&
-  LANDCOVER_TRAINING=0 make test && make demo"
-log "tests and demo inside the chroot took $(($(date +%s) - started)) s"

@@ -26,7 +26,7 @@ from qgis_landcover.core.model_contract import ModelContractError, read_contract
 from qgis_landcover.core.progress import NullProgress
 
 from ..onnx_models import contract_for, pointwise_model
-from .test_download import ModelServer, serve, sha
+from .test_download import ModelServer, part_sizes_at_requests, serve, sha
 
 FAST = DownloadOptions(connect_timeout=2.0, read_timeout=2.0, retries=1, backoff=0.01)
 
@@ -192,13 +192,19 @@ def test_onnx_without_contract_metadata_is_a_contract_error(server: ModelServer,
     assert cache_contents(cache) == []
 
 
-def test_dropped_connection_resumes_and_verifies(server: ModelServer, tmp_path: Path):
+def test_dropped_connection_resumes_and_verifies(
+    server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+):
     body = contract_model(tmp_path / "src.onnx")
     url = server.add("/unet.onnx", body, behaviour="drop_once")
     options = DownloadOptions(retries=1, backoff=0.01, chunk_size=64)
-    path = resolve_model(url, cache_dir=tmp_path / "cache", sha256=sha(body), options=options)
+    cache = tmp_path / "cache"
+    saved = part_sizes_at_requests(monkeypatch, cache)
+    path = resolve_model(url, cache_dir=cache, sha256=sha(body), options=options)
     assert path.read_bytes() == body
-    assert server.requests[1][1]["Range"] == f"bytes={len(body) // 2}-"
+    # Resumed from what was really saved when the second request left.
+    assert len(saved) == 2 and 0 < saved[1] <= len(body) // 2
+    assert server.requests[1][1]["Range"] == f"bytes={saved[1]}-"
 
 
 # -- resolving names and paths -------------------------------------------------------------
