@@ -21,7 +21,7 @@ from osgeo import gdal
 from .errors import InputError
 from .grid import Grid
 from .model_contract import ModelContract
-from .raster_io import create_geotiff, hex_to_rgb
+from .raster_io import check_output_path, create_geotiff, hex_to_rgb
 
 gdal.UseExceptions()
 
@@ -48,13 +48,15 @@ class OutputPaths:
         return [p for p in (self.classes, self.probabilities, self.confidence) if p is not None]
 
     def check(self) -> None:
-        """Raise :class:`InputError` for a folder, a non-GeoTIFF name or a path used twice."""
+        """Raise :class:`InputError` for a folder, a non-GeoTIFF name, a path used twice or
+        one where no file can be written (:func:`~.raster_io.check_output_path`)."""
         paths = self.all()
         for path in paths:
             if path.is_dir():
                 raise InputError(f"The output {path} is a folder: give a file name (.tif).")
             if path.suffix.lower() not in OUTPUT_SUFFIXES:
                 raise InputError(f"Outputs are GeoTIFF files: give {path.name} a .tif extension.")
+            check_output_path(path)
         if len({p.resolve() for p in paths}) != len(paths):
             raise InputError(
                 "The classified, probability and confidence outputs need distinct files."

@@ -199,6 +199,39 @@ def test_atomic_output_refuses_missing_folder(tmp_path: Path) -> None:
         pass
 
 
+def test_output_paths_say_what_is_wrong_with_them(tmp_path: Path) -> None:
+    """Each reason a file cannot be written has its own message (a file in the middle
+    of the path was reported as a missing folder; /proc as a raw FileNotFoundError)."""
+    a_file = tmp_path / "hostname"
+    a_file.write_text("not a folder")
+    for destination in (a_file / "x.tif", a_file / "a" / "b" / "x.tif"):
+        with pytest.raises(InputError, match=rf"{a_file} is a file, not a folder"):
+            raster_io.check_output_path(destination)
+        with (
+            pytest.raises(InputError, match="is a file, not a folder"),
+            raster_io.atomic_output(destination),
+        ):
+            pass
+    with pytest.raises(InputError, match="output folder does not exist"):
+        raster_io.check_output_path(tmp_path / "nowhere" / "x.tif")
+    with pytest.raises(InputError, match="is a folder: give a file name"):
+        raster_io.check_output_path(tmp_path)
+    assert raster_io.check_output_path(tmp_path / "x.tif") == tmp_path
+    assert list(tmp_path.iterdir()) == [a_file]  # the probe file is gone
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_a_folder_that_refuses_files_is_a_clear_error() -> None:
+    # /proc accepts no new files, whatever the permissions (root included).
+    with pytest.raises(InputError, match="Cannot create files in the output folder /proc"):
+        raster_io.check_output_path("/proc/x.tif")
+    with (
+        pytest.raises(InputError, match="Cannot create files in the output folder /proc"),
+        raster_io.atomic_output("/proc/x.tif"),
+    ):
+        pass
+
+
 def test_qml_style_lists_every_class(tmp_path: Path) -> None:
     path = raster_io.write_qml_paletted(
         tmp_path / "style.qml", {1: (31, 120, 180), 2: (51, 160, 44)}, {1: "water", 2: "tree"}
