@@ -17,6 +17,8 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingParameterEnum,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsProperty,
@@ -127,6 +129,55 @@ class RasterFileParameter(QgsProcessingParameterRasterLayer):
         return copy
 
 
+class NamedEnumParameter(QgsProcessingParameterEnum):
+    """An enum parameter whose values are its option names (static strings, stable in
+    models and scripts) that also accepts an option's index, as ``qgis_process help``
+    lists them (``2: cuda``), and names in any letter case. QGIS's own enum takes either
+    names or indices, never both."""
+
+    def __init__(
+        self,
+        name: str,
+        description: str,
+        options: list[str],
+        defaultValue: Any = None,  # noqa: N803 (QGIS's keyword)
+        optional: bool = False,
+    ) -> None:
+        super().__init__(name, description, options, False, defaultValue, optional)
+        self.setUsesStaticStrings(True)
+
+    def option_name(self, value: Any) -> str | None:
+        """The option ``value`` names (by name, index or index as text), or ``None``."""
+        if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.StaticProperty:
+            value = value.staticValue()
+        options = self.options()
+        if isinstance(value, float) and value.is_integer():
+            value = int(value)
+        if isinstance(value, str) and value.strip().isdigit():
+            value = int(value.strip())
+        if isinstance(value, int) and not isinstance(value, bool):
+            return options[value] if 0 <= value < len(options) else None
+        if isinstance(value, str):
+            folded = {option.casefold(): option for option in options}
+            return folded.get(value.strip().casefold())
+        return None
+
+    def checkValueIsAcceptable(
+        self, value: Any, context: QgsProcessingContext | None = None
+    ) -> bool:
+        name = self.option_name(value)
+        return super().checkValueIsAcceptable(value if name is None else name, context)
+
+    def clone(self) -> NamedEnumParameter:
+        copy = NamedEnumParameter(
+            self.name(), self.description(), self.options(), self.defaultValue()
+        )
+        copy.setFlags(self.flags())
+        copy.setHelp(self.help())
+        copy.setMetadata(self.metadata())
+        return copy
+
+
 class LandcoverAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``GROUP_ID``
     and implement ``initAlgorithm``, ``processAlgorithm`` and ``shortHelpString``."""
@@ -151,6 +202,41 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
     def createInstance(self) -> QgsProcessingAlgorithm:
         return type(self)()
 
+    def checkParameterValues(
+        self, parameters: dict[str, Any], context: QgsProcessingContext
+    ) -> tuple[bool, str]:
+        """QGIS's checks, with a message naming the allowed range for a number out of
+        range (QGIS says only "Incorrect parameter value for OVERLAP"), and text that is
+        no number refused (QGIS lets it pass as "not set" for optional numbers)."""
+        for definition in self.parameterDefinitions():
+            if isinstance(definition, QgsProcessingParameterNumber):
+                problem = self._number_problem(definition, parameters.get(definition.name()))
+                if problem:
+                    return False, f"{self.label(definition.name())} {problem}"
+        return super().checkParameterValues(parameters, context)
+
+    @staticmethod
+    def _number_problem(definition: QgsProcessingParameterNumber, value: Any) -> str:
+        """What is wrong with ``value`` for ``definition`` ("" when nothing is, or when
+        it is not a plain number or text: QGIS checks those)."""
+        if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.StaticProperty:
+            value = value.staticValue()
+        if isinstance(value, bool) or not isinstance(value, str | int | float):
+            return ""
+        if isinstance(value, str) and not value.strip():
+            return ""
+        try:
+            number = float(value)
+        except ValueError:
+            return f"must be a number; got {value!r}."
+        low, high = definition.minimum(), definition.maximum()
+        if low <= number <= high:
+            return ""
+        # QGIS's unset bounds are the extremes of a double.
+        bounds = [f"at least {low:g}" if low > -1e300 else ""]
+        bounds.append(f"at most {high:g}" if high < 1e300 else "")
+        return f"must be {' and '.join(b for b in bounds if b)}; got {number:g}."
+
     def validateInputCrs(self, parameters: dict[str, Any], context: QgsProcessingContext) -> bool:
         """Always true: every algorithm here reprojects inputs in other CRSs (and
         QGIS's check would load raster files as layers, see :func:`gdal_file_value`)."""
@@ -171,6 +257,19 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         if layer is None:
             raise QgsProcessingException(self.invalidRasterError(parameters, name))
         return RasterInput(layer.source(), layer.crs(), layer)
+
+    def enum_string(
+        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
+    ) -> str:
+        """The option name of enum parameter ``name``; a :class:`NamedEnumParameter`
+        also takes an index (``DEVICE=2``), which ``parameterAsEnumString`` would turn
+        into the default without a word."""
+        definition = self.parameterDefinition(name)
+        if isinstance(definition, NamedEnumParameter):
+            option = definition.option_name(parameters.get(name))
+            if option is not None:
+                return option
+        return self.parameterAsEnumString(parameters, name, context)
 
     def label(self, name: str) -> str:
         """How messages name parameter ``name``: its description and its name."""

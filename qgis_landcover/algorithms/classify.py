@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import re
 from pathlib import Path
 from typing import Any, ClassVar
 
@@ -21,6 +22,7 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsMapLayer,
     QgsProcessingContext,
+    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
@@ -28,7 +30,6 @@ from qgis.core import (
     QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
     QgsProcessingParameterDefinition,
-    QgsProcessingParameterEnum,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
@@ -54,7 +55,14 @@ from ..core.image_reader import validity
 from ..core.model_grid import metres_per_unit, plan_model_grid
 from ..core.onnx_session import DEVICES, ModelSession, load_session
 from ..core.progress import Progress
-from .base import FeedbackProgress, LandcoverAlgorithm, RasterFileParameter, core_errors
+from ..core.tiling import MAX_OVERLAP_PERCENT
+from .base import (
+    FeedbackProgress,
+    LandcoverAlgorithm,
+    NamedEnumParameter,
+    RasterFileParameter,
+    core_errors,
+)
 from .download_model import resolve_model_in_qgis
 
 ARGB_TYPES = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
@@ -333,18 +341,18 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         bands.setHelp(
             "Optional: the layer's bands in the order the model expects them (e.g. red, "
             "green, blue, near-infrared). Default: matched by band name / colour "
-            "interpretation, the remaining model bands taking the unnamed bands in order."
+            "interpretation, the remaining model bands taking the unnamed bands in order. "
+            "From qgis_process: BANDS=4,1,2,3 (or BANDS=4 BANDS=1 ...)."
         )
         self.addParameter(bands)
-        device = QgsProcessingParameterEnum(
+        device = NamedEnumParameter(
             self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto"
         )
-        device.setUsesStaticStrings(True)
         device.setHelp(
             "auto: TensorRT or CUDA when onnxruntime-gpu can use them, else the CPU (with a "
             "warning when a GPU was found but failed). cpu: always the CPU. cuda / "
             "tensorrt: that GPU provider or an error. The provider used is reported in "
-            "EXECUTION_PROVIDER."
+            "EXECUTION_PROVIDER. The name or its number (0-3) may be given."
         )
         self.addParameter(device)
         batch = QgsProcessingParameterNumber(
@@ -354,7 +362,11 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             defaultValue=0,
             minValue=0,
         )
-        batch.setHelp("0: automatic (4 on the CPU, 16 on a GPU). Larger batches use more memory.")
+        batch.setHelp(
+            "0: automatic (4 on the CPU, 16 on a GPU, fewer when the memory needed would "
+            "exceed half of the machine's). Larger batches use more memory; a batch that "
+            "would exceed that limit is refused with the largest that fits."
+        )
         self.addParameter(batch)
         tile = QgsProcessingParameterNumber(
             self.TILE_SIZE,
@@ -365,7 +377,8 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         )
         tile.setHelp(
             "0: the model's own tile size. Other values only for models with a free input "
-            "size; most networks need a multiple of 32."
+            "size; most networks need a multiple of 32. Tiles larger than the extent needs "
+            "are reduced to it; tiles too large for the memory are refused."
         )
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP,
@@ -373,11 +386,12 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             QgsProcessingParameterNumber.Double,
             optional=True,
             minValue=0.0,
-            maxValue=99.0,
+            maxValue=MAX_OVERLAP_PERCENT,
         )
         overlap.setHelp(
             "Overlap between neighbouring output tiles in percent of their side, blended "
-            "smoothly. Empty: the model's own (metadata 'tiles_overlap')."
+            f"smoothly, at most {MAX_OVERLAP_PERCENT:g}. Empty: the model's own (metadata "
+            "'tiles_overlap')."
         )
         overviews = QgsProcessingParameterBoolean(
             self.OVERVIEWS, "Build overviews", defaultValue=True
@@ -426,7 +440,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         bounds = self._bounds(parameters, context, raster.crs)
         overlap = parameters.get(self.OVERLAP)
         options = ClassifyOptions(
-            device=self.parameterAsEnumString(parameters, self.DEVICE, context) or "auto",
+            device=self.enum_string(parameters, self.DEVICE, context) or "auto",
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap_percent=(
@@ -436,7 +450,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             ),
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
         )
-        bands = self.parameterAsInts(parameters, self.BANDS, context) or None
+        bands = self._bands(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
         probabilities = self._optional_output(parameters, self.OUTPUT_PROBABILITIES, context)
         confidence = self._optional_output(parameters, self.OUTPUT_CONFIDENCE, context)
@@ -515,6 +529,27 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             rectangle.xMaximum(),
             rectangle.yMaximum(),
         )
+
+    def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int] | None:
+        """The BANDS parameter as band numbers, or ``None`` for automatic. Text may list
+        them separated by commas, semicolons or spaces (``1,2,3,4``): QGIS itself splits
+        text on semicolons only and reads ``1,2,3,4`` as band 0."""
+        value = parameters.get(self.BANDS)
+        values = value if isinstance(value, list | tuple) else [value]
+        if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
+            return self.parameterAsInts(parameters, self.BANDS, context) or None
+        bands = []
+        for item in values:
+            for token in re.split(r"[,;\s]+", str(item).strip()):
+                if not token:
+                    continue
+                if not token.isdigit() or int(token) < 1:
+                    raise QgsProcessingException(
+                        f"BANDS: {token!r} is not a band number; give the layer's band "
+                        "numbers in the model's order, e.g. 1,2,3,4."
+                    )
+                bands.append(int(token))
+        return bands or None
 
     def _optional_output(
         self, parameters: dict[str, Any], name: str, context: QgsProcessingContext

@@ -35,7 +35,7 @@ from qgis_landcover.core.onnx_session import clear_session_cache, load_session
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster_io import raster_grid
 
-from ..conftest import DATA, qgis_process_json
+from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
 
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
@@ -259,7 +259,12 @@ def test_provider_block_path_equals_the_gdal_path(tmp_path: Path, naip: Path, mo
         ({"MODEL": "not_onnx"}, "not an ONNX model"),
         ({"MODEL": "wrong_classes"}, "class_names"),
         ({"OUTPUT": "missing_folder"}, "folder does not exist"),
+        ({"OUTPUT": "file_as_folder"}, r"a_file\.txt is a file, not a folder"),
+        ({"MODEL": "folder"}, "is a folder, not a file: give an ONNX model file"),
         ({"DEVICE": "cuda"}, "DEVICE=cuda was requested"),
+        ({"OVERLAP": "99"}, r"OVERLAP .* must be at least 0 and at most 50; got 99"),
+        ({"OVERLAP": "abc"}, r"OVERLAP .* must be a number; got 'abc'"),
+        ({"BANDS": "1,x,3,4"}, r"BANDS: 'x' is not a band number"),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(
@@ -282,7 +287,10 @@ def test_bad_input_raises_and_writes_nothing(
         "not_onnx": str(not_onnx),
         "wrong_classes": str(wrong),
         "missing_folder": str(tmp_path / "nowhere" / "out.tif"),
+        "file_as_folder": str(tmp_path / "a_file.txt" / "out.tif"),
+        "folder": str(tmp_path),
     }
+    (tmp_path / "a_file.txt").write_text("a file, not a folder")
     parameters = {"INPUT": str(naip), "MODEL": str(model), "OUTPUT": str(out_dir / "out.tif")}
     parameters.update({k: values.get(v, v) for k, v in change.items()})
     with pytest.raises(QgsProcessingException, match=message):
@@ -322,6 +330,146 @@ def test_qgis_process_run_json(tmp_path: Path, naip: Path, model: Path) -> None:
     assert results["PIXELS_CLASSIFIED"] == 260 * 200
     expected, sure = expected_classes(read(naip))
     np.testing.assert_array_equal(read(output)[sure], expected[sure])
+
+
+@pytest.mark.skipif(not Path("/proc/self").is_dir(), reason="needs Linux's /proc")
+def test_output_in_a_folder_that_refuses_files(run_algorithm: Run, naip: Path, model: Path) -> None:
+    # Was a raw FileNotFoundError (/proc accepts no new files, even for root).
+    with pytest.raises(QgsProcessingException, match="Cannot create files in the output folder"):
+        run_algorithm(
+            "classify", {"INPUT": str(naip), "MODEL": str(model), "OUTPUT": "/proc/x.tif"}
+        )
+
+
+@pytest.mark.parametrize("bands", ["3,2", "3;2", " 3, 2 ", "3 2", ["3", "2"], [3, 2]])
+def test_bands_as_text_with_commas(
+    run_algorithm: Run, tmp_path: Path, naip: Path, bands: str | list[Any]
+) -> None:
+    """BANDS=1,2,3,4 was read by QGIS as band 0 (it splits text on ';' only)."""
+    contract = contract_for(2, bands=("nir", "red"), input_scale=1 / 255)
+    model = pointwise_model(tmp_path / "m.onnx", np.eye(2), contract=contract)
+    results = run_algorithm(
+        "classify",
+        {"INPUT": str(naip), "MODEL": str(model), "BANDS": bands, "OUTPUT": "TEMPORARY_OUTPUT"},
+    )
+    image = read(naip).astype(int)
+    np.testing.assert_array_equal(read(results["OUTPUT"]), np.where(image[2] >= image[1], 1, 2))
+
+
+def test_device_by_index_or_any_case(run_algorithm: Run, naip: Path, model: Path) -> None:
+    """``qgis_process help`` lists DEVICE as '1: cpu', '2: cuda', ... but DEVICE=2 was
+    refused (the enum takes names only), and an index turned silently into 'auto'."""
+    algorithm = ClassifyAlgorithm()
+    algorithm.initAlgorithm()
+    context = QgsProcessingContext()
+    device = algorithm.parameterDefinition("DEVICE")
+    for value, name in (
+        ("2", "cuda"),
+        (2, "cuda"),
+        ("3", "tensorrt"),
+        ("CPU", "cpu"),
+        ("auto", "auto"),
+    ):
+        assert device.checkValueIsAcceptable(value, context)
+        assert algorithm.enum_string({"DEVICE": value}, "DEVICE", context) == name
+    for value in ("4", -1, "gpu"):
+        assert not device.checkValueIsAcceptable(value, context)
+    assert device.clone().checkValueIsAcceptable("1", context)
+    for value in ("1", 1):
+        results = run_algorithm(
+            "classify",
+            {
+                "INPUT": str(naip),
+                "MODEL": str(model),
+                "DEVICE": value,
+                "OUTPUT": "TEMPORARY_OUTPUT",
+            },
+        )
+        assert results["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+
+
+def test_tile_and_batch_far_beyond_the_extent_run(
+    run_algorithm: Run, naip: Path, model: Path
+) -> None:
+    """TILE_SIZE=100000 / BATCH_SIZE=100000 crashed with 'Unable to allocate ... GiB'."""
+    feedback = RecordingFeedback()
+    results = run_algorithm(
+        "classify",
+        {
+            "INPUT": str(naip),
+            "MODEL": str(model),
+            "TILE_SIZE": 100_000,
+            "BATCH_SIZE": 10**7,
+            "OUTPUT": "TEMPORARY_OUTPUT",
+        },
+        feedback=feedback,
+    )
+    # 260 x 200 px, margin 0: one tile of 288 px (260 up to a multiple of 32).
+    assert any("tiles of 288 px are used" in line for line in feedback.lines)
+    assert any("in 1 tiles of 288 px" in line for line in feedback.lines)
+    expected, sure = expected_classes(read(naip))
+    np.testing.assert_array_equal(read(results["OUTPUT"])[sure], expected[sure])
+
+
+def test_qgis_process_accepts_the_text_forms(tmp_path: Path, naip: Path, model: Path) -> None:
+    output = tmp_path / "cli.tif"
+    document = qgis_process_json(
+        "run",
+        "landcover:classify",
+        "--",
+        f"INPUT={naip}",
+        f"MODEL={model}",
+        "BANDS=1,2,3,4",
+        "DEVICE=1",
+        "TILE_SIZE=100000",
+        "BATCH_SIZE=100000",
+        f"OUTPUT={output}",
+    )
+    assert document["results"]["EXECUTION_PROVIDER"] == "CPUExecutionProvider"
+    expected, sure = expected_classes(read(naip))
+    np.testing.assert_array_equal(read(output)[sure], expected[sure])
+
+
+class ErrorFeedback(QgsProcessingFeedback):
+    def __init__(self) -> None:
+        super().__init__()
+        self.errors: list[str] = []
+
+    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N803
+        self.errors.append(error)
+        super().reportError(error, fatalError)
+
+
+def test_errors_are_printed_no_more_often_than_qgis_prints_its_own(
+    run_algorithm: Run, tmp_path: Path, naip: Path
+) -> None:
+    """Every error shows three times in qgis_process 3.22's output, for QGIS's own
+    algorithms too: QgsProcessingAlgorithm::run logs the exception to the message log
+    and reports it to the feedback, whose base class logs it again, and qgis_process
+    prints every critical log message. The plugin adds no copy of its own: as many as
+    for a native algorithm's error, and none in processing.run's feedback."""
+    ours = "is a folder, not a file"
+    run = run_qgis_process(
+        "run", "landcover:classify", "--", f"INPUT={naip}", f"MODEL={tmp_path}", "OUTPUT=x.tif"
+    )
+    assert run.returncode == 1
+    native = "Invalid band number for BAND (9)"
+    reference = run_qgis_process(
+        "run", "native:fillnodata", "--", f"INPUT={naip}", "BAND=9", f"OUTPUT={tmp_path}/f.tif"
+    )
+    assert reference.returncode == 1
+    count = (run.stdout + run.stderr).count(ours)
+    assert count == (reference.stdout + reference.stderr).count(native) >= 1
+    assert (run.stdout + run.stderr).count(f"ERROR:\tThe model {tmp_path} {ours}") == 1
+    feedback = ErrorFeedback()
+    with pytest.raises(QgsProcessingException, match=ours) as error:
+        run_algorithm(
+            "classify",
+            {"INPUT": str(naip), "MODEL": str(tmp_path), "OUTPUT": "TEMPORARY_OUTPUT"},
+            feedback=feedback,
+        )
+    assert str(error.value).count(ours) == 1
+    assert feedback.errors == []
 
 
 WEB_MERCATOR_HALF = 20037508.342789244  # half the Web Mercator world, metres
