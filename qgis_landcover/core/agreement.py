@@ -32,7 +32,7 @@ from .raster_io import (
     warp_to_grid,
     write_qml_paletted,
 )
-from .remap import format_remap, format_values
+from .remap import check_class_names, format_remap, format_values
 from .value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 
 DISAGREEMENT_COLORS = {IGNORED: "#bdbdbd", AGREE: "#1a9641", DISAGREE: "#d7191c"}
@@ -219,14 +219,22 @@ def assess_agreement(
 
     parts = aligned_windows(window, classified.block_size, target_pixels)
     readers = [classified.read, read_reference]
-    if disagreement_path is None:
-        _stream(parts, readers, window, progress, lambda part, a, b: confusion.update(a, b))
-    else:
-        _write_disagreement(disagreement_path, target, parts, readers, window, progress, confusion)
-
     names, colors = _default_names_and_colors(
         classified, reference, classified_remap, reference_remap
     )
+
+    def check_names() -> None:
+        # Only now are the compared classes known; before any output is complete.
+        check_class_names(class_names or {}, confusion.classes, named=names)
+
+    if disagreement_path is None:
+        _stream(parts, readers, window, progress, lambda part, a, b: confusion.update(a, b))
+        check_names()
+    else:
+        _write_disagreement(
+            disagreement_path, target, parts, readers, window, progress, confusion, check_names
+        )
+
     names.update(class_names or {})
     statistics = accuracy_statistics(confusion.matrix, confusion.classes, names)
     if statistics["observations"] == 0:
@@ -301,8 +309,11 @@ def _write_disagreement(
     window: Window,
     progress: Progress,
     confusion: ConfusionMatrix,
+    before_commit: Callable[[], None],
 ) -> None:
-    """Stream the comparison while writing the agree / disagree / ignored raster."""
+    """Stream the comparison while writing the agree / disagree / ignored raster;
+    ``before_commit`` may still refuse the result (raise) before the raster is renamed
+    into place."""
     with atomic_output(path) as temporary:
         # The palette goes in before any pixel (GDAL 3.10 refuses it afterwards).
         output = create_geotiff(
@@ -325,6 +336,7 @@ def _write_disagreement(
 
             _stream(parts, readers, window, progress, count_and_write)
             output.FlushCache()
+            before_commit()
         finally:
             # Close the file before it is renamed into place (or removed on error).
             band = None

@@ -20,7 +20,7 @@ from __future__ import annotations
 import csv
 import json
 import re
-from collections.abc import Callable, Iterable, Mapping
+from collections.abc import Callable, Iterable, Mapping, Sequence
 from pathlib import Path
 from typing import TypeVar
 
@@ -45,17 +45,23 @@ def parse_remap(text: str | None, *, what: str = "remap") -> dict[int, int]:
     Raises:
         InputError: naming the token, line or key that does not parse.
     """
-    return _parse_mapping(text, what, _parse_value_int)
+    return _parse_mapping(text, what, _parse_value_int, "'value:new value'", "'5:4,6:4,15:0'")
 
 
 def parse_class_names(text: str | None, *, what: str = "class names") -> dict[int, str]:
     """Parse class names (``'1:Water,2:Tree canopy'``, or a CSV / JSON file path)."""
-    return _parse_mapping(text, what, _parse_value_name)
+    return _parse_mapping(text, what, _parse_value_name, "'value:name'", "'1:Water,2:Tree canopy'")
 
 
 def _parse_mapping(
-    text: str | None, what: str, parse_value: Callable[[object, str, str], V]
+    text: str | None,
+    what: str,
+    parse_value: Callable[[object, str, str], V],
+    pair: str,
+    example: str,
 ) -> dict[int, V]:
+    """``key:value`` pairs from ``text`` or the file it names; ``pair`` and ``example``
+    describe the expected form in error messages."""
     if text is None or not str(text).strip():
         return {}
     text = str(text).strip()
@@ -73,8 +79,8 @@ def _parse_mapping(
         match = _PAIR.match(token)
         if match is None:
             raise InputError(
-                f"Cannot read the {what}: {token.strip()!r} is not a 'value:new value' pair "
-                f"(expected e.g. '5:4,6:4,15:0')."
+                f"Cannot read the {what}: {token.strip()!r} is not a {pair} pair "
+                f"(expected e.g. {example})."
             )
         key = _parse_key(match.group(1), what, repr(token.strip()))
         _add(mapping, key, parse_value(match.group(2), what, repr(token.strip())), what)
@@ -153,6 +159,28 @@ def _add(mapping: dict[int, V], key: int, value: V, what: str) -> None:
     if key in mapping and mapping[key] != value:
         raise InputError(f"The {what} gives value {key} twice ({mapping[key]!r} and {value!r}).")
     mapping[key] = value
+
+
+def check_class_names(
+    names: Mapping[int, str], classes: Sequence[int], *, named: Iterable[int] = ()
+) -> None:
+    """Raise :class:`InputError` when class names were given (``names`` not empty) but
+    some of ``classes`` (the values compared) get a name neither from them nor from
+    ``named`` (values the rasters' category names name): the report would mix the
+    names given with 'class N' defaults without a word. Names of values not compared
+    are fine (a legend may list classes absent from the area)."""
+    known = set(names) | set(named)
+    missing = [c for c in classes if c not in known]
+    if not names or not missing:
+        return
+    example = ",".join(f"{c}:{names.get(c, f'class {c}')}" for c in classes)
+    raise InputError(
+        f"{len(names)} class name{'s' if len(names) != 1 else ''} given (for "
+        f"{format_values(names)}), but the comparison has {len(classes)} classes "
+        f"({format_values(classes)}): {format_values(missing)} "
+        f"{'has' if len(missing) == 1 else 'have'} no name, given or from the rasters' "
+        f"category names. Name every class, e.g. '{example}'."
+    )
 
 
 def parse_values(text: str | None, *, what: str = "ignore values") -> list[int]:

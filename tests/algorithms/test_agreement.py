@@ -186,6 +186,16 @@ def test_bad_inputs_write_nothing(run_algorithm: Run, tmp_path: Path) -> None:
         {"CLASSIFIED": str(tmp_path / "missing.tif"), "REFERENCE": str(LABELS), **outputs},
         "CLASSIFIED",
     )
+    _expect_failure(
+        run_algorithm,
+        {"CLASSIFIED": str(LABELS), "REFERENCE": str(LABELS), "CLASS_NAMES": "1:A,2:B", **outputs},
+        r"2 class names given \(for 1, 2\), but the comparison has 3 classes",
+    )
+    _expect_failure(
+        run_algorithm,
+        {"CLASSIFIED": str(LABELS), "REFERENCE": str(LABELS), "CLASS_NAMES": "A,B", **outputs},
+        r"'A' is not a 'value:name' pair \(expected e\.g\. '1:Water,2:Tree canopy'\)",
+    )
     assert sorted(p.name for p in tmp_path.iterdir()) == ["far.tif", "float.tif"]
 
 

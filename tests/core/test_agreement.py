@@ -217,6 +217,21 @@ def test_class_names_from_the_category_names(tmp_path: Path) -> None:
     assert remapped["class_names"] == ["class 2", "class 3", "class 5"]
 
 
+def test_class_names_for_too_few_classes_are_refused_and_write_nothing(tmp_path: Path) -> None:
+    """Names for 2 values of a comparison of 3 classes (2, 3, 5 in the shipped labels)
+    were accepted, the others silently named 'class N'."""
+    disagreement = tmp_path / "disagreement.tif"
+    for path in (None, disagreement):
+        with pytest.raises(InputError, match=r"comparison has 3 classes \(2, 3, 5\): 3, 5 have"):
+            assess_agreement(
+                LABELS, LABELS, class_names={1: "Water", 2: "Trees"}, disagreement_path=path
+            )
+    assert list(tmp_path.iterdir()) == []
+    names = {1: "Water", 2: "Trees", 3: "Low", 5: "Built", 6: "Roads"}  # a whole legend
+    report = assess_agreement(LABELS, LABELS, class_names=names).report
+    assert report["class_names"] == ["Trees", "Low", "Built"]
+
+
 def test_all_pixels_ignored_gives_zero_observations() -> None:
     report = assess_agreement(LABELS, LABELS, ignore_values=[2, 3, 5]).report
     assert report["observations"] == 0

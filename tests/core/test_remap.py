@@ -10,6 +10,7 @@ import pytest
 from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.remap import (
     apply_remap,
+    check_class_names,
     format_remap,
     parse_class_names,
     parse_remap,
@@ -91,6 +92,27 @@ def test_class_names_and_values() -> None:
     }
     with pytest.raises(InputError, match=r"empty name"):
         parse_class_names("1:")
+    # Names without values got the remap's example ('5:4,6:4,15:0').
+    with pytest.raises(
+        InputError, match=r"'Water' is not a 'value:name' pair \(expected e\.g\. '1:Water,2:Tree"
+    ):
+        parse_class_names("Water,Trees")
+    with pytest.raises(InputError, match=r"'value:new value' pair \(expected e\.g\. '5:4,6:4"):
+        parse_remap("5,4")
+
+
+def test_class_names_must_name_every_class_compared() -> None:
+    check_class_names({}, [1, 2, 3])  # none given: defaults
+    check_class_names({1: "a", 2: "b", 3: "c", 9: "absent here"}, [1, 2, 3])
+    check_class_names({1: "a"}, [1, 2, 3], named=[2, 3])  # the rest from the rasters
+    with pytest.raises(
+        InputError,
+        match=r"^2 class names given \(for 1, 2\), but the comparison has 3 classes "
+        r"\(2, 3, 5\): 3, 5 have no name.*e\.g\. '2:Trees,3:class 3,5:class 5'\.$",
+    ):
+        check_class_names({1: "Water", 2: "Trees"}, [2, 3, 5])
+    with pytest.raises(InputError, match=r"^1 class name given .*: 5 has no name"):
+        check_class_names({2: "Trees"}, [2, 5])
     assert parse_values("0, 15;255 7") == [0, 7, 15, 255]
     assert parse_values("none") == []
     assert parse_values("") == []
