@@ -34,12 +34,19 @@ from ..core.raster_io import open_raster
 def core_errors() -> Iterator[None]:
     """Re-raise the core's :class:`LandcoverError` as ``QgsProcessingException``.
 
-    The message is kept as it is: core messages are written for the user.
+    The message is kept as it is: core messages are written for the user. A
+    ``MemoryError`` the core's bounds did not foresee (they estimate, they cannot know)
+    becomes a message too, never a traceback.
     """
     try:
         yield
     except LandcoverError as error:
         raise QgsProcessingException(str(error)) from error
+    except MemoryError as error:
+        raise QgsProcessingException(
+            f"Not enough memory ({error or 'allocation failed'}): free memory, or process a "
+            "smaller extent (classify: a smaller BATCH_SIZE or TILE_SIZE)."
+        ) from error
 
 
 class FeedbackProgress:

@@ -411,6 +411,16 @@ def test_tile_and_batch_far_beyond_the_extent_run(
     np.testing.assert_array_equal(read(results["OUTPUT"])[sure], expected[sure])
 
 
+def test_memory_errors_become_messages() -> None:
+    from qgis_landcover.algorithms.base import core_errors
+
+    with (
+        pytest.raises(QgsProcessingException, match=r"^Not enough memory \(Unable to allocate"),
+        core_errors(),
+    ):
+        raise MemoryError("Unable to allocate 596. GiB for an array")
+
+
 def test_qgis_process_accepts_the_text_forms(tmp_path: Path, naip: Path, model: Path) -> None:
     output = tmp_path / "cli.tif"
     document = qgis_process_json(
