@@ -180,6 +180,10 @@ run_inside() {
 }
 
 main() {
+  # One run at a time per chroot (two would share its copy of the tree and its .venv).
+  mkdir -p "$(dirname "$chroot_dir")"
+  exec 9> "$chroot_dir.lock"
+  flock 9
   if [ "$(cat "$stamp" 2>/dev/null)" != "$recipe" ]; then
     build_chroot
   else
