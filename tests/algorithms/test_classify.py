@@ -460,14 +460,24 @@ def test_errors_are_printed_no_more_often_than_qgis_prints_its_own(
     for a native algorithm's error, and none in processing.run's feedback."""
     ours = "is a folder, not a file"
     run = run_qgis_process(
-        "run", "landcover:classify", "--", f"INPUT={naip}", f"MODEL={tmp_path}", "OUTPUT=x.tif"
+        "run",
+        "landcover:classify",
+        "--",
+        f"INPUT={naip}",
+        f"MODEL={tmp_path}",
+        f"OUTPUT={tmp_path}/x.tif",
     )
     assert run.returncode == 1
-    native = "Invalid band number for BAND (9)"
     reference = run_qgis_process(
         "run", "native:fillnodata", "--", f"INPUT={naip}", "BAND=9", f"OUTPUT={tmp_path}/f.tif"
     )
     assert reference.returncode == 1
+    # QGIS's own message (band 9 of 4), whatever its wording in this QGIS version.
+    (native,) = [
+        line.split("\t", 1)[1]
+        for line in (reference.stdout + reference.stderr).splitlines()
+        if line.startswith("ERROR:\t")
+    ]
     count = (run.stdout + run.stderr).count(ours)
     assert count == (reference.stdout + reference.stderr).count(native) >= 1
     assert (run.stdout + run.stderr).count(f"ERROR:\tThe model {tmp_path} {ours}") == 1
