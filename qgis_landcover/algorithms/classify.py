@@ -34,6 +34,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
+    QgsProcessingParameterString,
     QgsRasterBlockFeedback,
     QgsRasterDataProvider,
     QgsRasterLayer,
@@ -53,6 +54,7 @@ from ..core.errors import InputError
 from ..core.grid import Bounds, Grid, Window
 from ..core.image_reader import validity
 from ..core.model_grid import metres_per_unit, plan_model_grid
+from ..core.model_input import parse_value_range
 from ..core.onnx_session import DEVICES, ModelSession, load_session
 from ..core.progress import Progress
 from ..core.tiling import MAX_OVERLAP_PERCENT
@@ -156,6 +158,22 @@ class ProviderReader:
         if feedback is not None:
             feedback.canceled.connect(self.block_feedback.cancel)
         self.argb = is_argb(provider)
+        # Alpha bands mask pixels (0: transparent) whichever band they are.
+        self.alpha_bands = (
+            []
+            if self.argb
+            else [
+                n
+                for n in range(1, provider.bandCount() + 1)
+                if (provider.colorInterpretationName(n) or "").lower() == "alpha"
+            ]
+        )
+        types = {NUMPY_TYPES.get(provider.dataType(b)) for b in bands}
+        self.data_type = (
+            "uint8"
+            if self.argb
+            else ",".join(sorted(np.dtype(t).name for t in types if t is not None)) or None
+        )
 
     @property
     def grid(self) -> Grid:
@@ -195,7 +213,10 @@ class ProviderReader:
             return raw, validity(raw, [None] * len(self.bands)) & (rgba[3] > 0)
         arrays, nodata = zip(*(self._block(b, window) for b in self.bands), strict=True)
         raw = np.stack(arrays).astype(np.float32)
-        return raw, validity(raw, list(nodata))
+        valid = validity(raw, list(nodata))
+        for band in self.alpha_bands:
+            valid &= self._block(band, window)[0] > 0
+        return raw, valid
 
 
 def classify_with_provider(
@@ -284,6 +305,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
     OVERVIEWS = "OVERVIEWS"
+    INPUT_RANGE = "INPUT_RANGE"
     OUTPUT = "OUTPUT"
     OUTPUT_PROBABILITIES = "OUTPUT_PROBABILITIES"
     OUTPUT_CONFIDENCE = "OUTPUT_CONFIDENCE"
@@ -300,8 +322,12 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "tile size, normalisation; Deepness-compatible keys). The layer is resampled "
             "(bilinear) to the model's resolution when its pixels differ by more than 1 %. "
             "Overlapping tiles are blended smoothly (no seams); tiles at the layer's edge "
-            "are padded by reflection. Nodata, transparent and all-zero pixels become "
-            "nodata (0) in the output.\n\n"
+            "are padded by reflection. Nodata, transparent (alpha), masked and all-zero "
+            "pixels become nodata (0) in the output; the model sees them filled by "
+            "mirroring the nearest valid pixels, so their neighbours keep their classes.\n\n"
+            "The layer's values are checked against the input the model expects (e.g. "
+            "8-bit 0-255): other data (reflectance 0-1, 16-bit values) is refused with a "
+            "message, or rescaled with 'Rescale input from range'.\n\n"
             "The output is a GeoTIFF (uint8, nodata 0) with a colour table, class names and "
             "a QGIS style; optional rasters give each class's probability and the "
             "confidence (top probability), 0-255. Outputs appear only when complete: "
@@ -393,11 +419,20 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             f"smoothly, at most {MAX_OVERLAP_PERCENT:g}. Empty: the model's own (metadata "
             "'tiles_overlap')."
         )
+        input_range = QgsProcessingParameterString(
+            self.INPUT_RANGE, "Rescale input from range (low,high)", optional=True
+        )
+        input_range.setHelp(
+            "Optional, e.g. 0,10000 or 0,1: the layer's values from low to high are mapped "
+            "linearly onto the range the model expects (metadata 'input_range', e.g. 0-255 "
+            "for 8-bit imagery) and clipped to it. Empty: the values are used as they are, "
+            "and a layer whose values do not fit the model's range is refused."
+        )
         overviews = QgsProcessingParameterBoolean(
             self.OVERVIEWS, "Build overviews", defaultValue=True
         )
         overviews.setHelp("Internal overviews so QGIS draws large outputs quickly.")
-        for parameter in (tile, overlap, overviews):
+        for parameter in (tile, overlap, input_range, overviews):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         output = QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover")
@@ -439,6 +474,10 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         progress = FeedbackProgress(feedback)
         bounds = self._bounds(parameters, context, raster.crs)
         overlap = parameters.get(self.OVERLAP)
+        with core_errors():
+            input_range = parse_value_range(
+                self.parameterAsString(parameters, self.INPUT_RANGE, context)
+            )
         options = ClassifyOptions(
             device=self.enum_string(parameters, self.DEVICE, context) or "auto",
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
@@ -449,6 +488,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
                 else self.parameterAsDouble(parameters, self.OVERLAP, context)
             ),
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
+            input_range=input_range,
         )
         bands = self._bands(parameters, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)

@@ -45,10 +45,11 @@ from .classified_output import (
 )
 from .errors import InputError, LandcoverError
 from .grid import Bounds, Grid, Window
-from .image_reader import GdalReader, ImageReader, describe_gdal_bands, read_padded
+from .image_reader import GdalReader, ImageReader, describe_gdal_bands
 from .input_files import Input, Output, check_outputs
 from .model_catalog import resolve_model
 from .model_grid import ModelGrid, plan_model_grid
+from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .onnx_session import CPU, ModelSession, load_session
 from .progress import NullProgress, Progress, check_cancelled
@@ -117,6 +118,7 @@ class ClassifyOptions:
     stripe_width: int = DEFAULT_STRIPE_WIDTH
     read_ahead_thread: bool = True
     memory_limit_bytes: int | None = None
+    input_range: tuple[float, float] | None = None
 
 
 @dataclass
@@ -183,29 +185,27 @@ def iter_batches(
     normalizer: Normalizer,
     bands: int,
     batch_size: int,
+    model_input: ModelInput | None = None,
 ) -> Iterator[TileBatch]:
     """Read the plan's tiles, one strip per stripe and tile row, in batches.
 
     ``window`` is the output's position in ``reader.grid``; plan offsets are relative
-    to it.
+    to it. Strips are read through ``model_input`` (invalid pixels filled, values
+    checked and rescaled; :mod:`.model_input`), by default one over ``reader`` that
+    fills with 0.
     """
+    source = model_input or ModelInput(reader, np.zeros(bands, dtype=np.float32))
     size, margin, tile = plan.output_size, plan.margin, plan.tile_size
     inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-    masks: list[np.ndarray] = []
+    filled = 0  # slots of ``inputs`` in use
     jobs: list[TileJob] = []
 
     def flush() -> TileBatch:
-        nonlocal inputs, masks, jobs
-        batch = None
-        if masks:
-            batch = normalizer(inputs[: len(masks)])
-            for slot, tile_valid in enumerate(masks):
-                # Invalid pixels get the neutral value (0 after normalisation) rather
-                # than their raw nodata value, which would disturb their neighbours.
-                batch[slot][:, ~tile_valid] = 0.0
+        nonlocal inputs, filled, jobs
+        batch = normalizer(inputs[:filled]) if filled else None
         done = TileBatch(batch, jobs)
         inputs = np.empty((batch_size, bands, tile, tile), dtype=np.float32)
-        masks, jobs = [], []
+        filled, jobs = 0, []
         return done
 
     # Readers that cache (GDAL) drop their cache every RELEASE_ROWS rows.
@@ -224,16 +224,15 @@ def iter_batches(
             if release is not None and y // RELEASE_ROWS != previous_y // RELEASE_ROWS:
                 release()
             previous_y = y
-            raw, valid = read_padded(reader, strip)
+            raw, valid = source.read(strip)
             for col in stripe.tile_cols:
                 x = plan.xs[col] - plan.xs[first]
-                tile_valid = valid[:, x : x + tile]
-                out_valid = tile_valid[margin : margin + size, margin : margin + size]
+                out_valid = valid[margin : margin + size, x + margin : x + margin + size]
                 slot = None
                 if out_valid.any():
-                    slot = len(masks)
+                    slot = filled
                     inputs[slot] = raw[:, :, x : x + tile]
-                    masks.append(tile_valid)
+                    filled += 1
                 jobs.append(
                     TileJob(
                         stripe=stripe_index,
@@ -244,7 +243,7 @@ def iter_batches(
                         row_done=col == last,
                     )
                 )
-                if len(masks) == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
+                if filled == batch_size or len(jobs) >= SKIPPED_PER_BATCH * batch_size:
                     yield flush()
     if jobs:
         yield flush()
@@ -398,9 +397,25 @@ def run_pipeline(
         f"{total_tiles} tiles of {tile_size} px (output {plan.output_size} px, overlap "
         f"{plan.overlap} px), batches of {batch_size}, on {session.provider}."
     )
+    # Values checked (and rescaled) before any output is opened.
+    model_input = prepare_input(
+        reader,
+        window,
+        contract,
+        model=f"the model {session.path.name}",
+        input_range=options.input_range,
+        progress=progress,
+    )
     stop = threading.Event()
     batches = iter_batches(
-        reader, window, plan, stripes, Normalizer(contract), contract.num_bands, batch_size
+        reader,
+        window,
+        plan,
+        stripes,
+        Normalizer(contract),
+        contract.num_bands,
+        batch_size,
+        model_input,
     )
     writes: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     tiles_run = tiles_done = 0
@@ -444,6 +459,7 @@ def run_pipeline(
                 if stage is not None and stage.error is not None:
                     raise stage.error
             check_cancelled(progress)
+            model_input.finish(progress)
             if tiles_done != total_tiles:  # never expected: refuse a partial output
                 raise LandcoverError(
                     f"Only {tiles_done} of {total_tiles} tiles were classified; "

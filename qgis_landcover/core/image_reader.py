@@ -4,8 +4,9 @@
 The classify pipeline reads through the :class:`ImageReader` protocol: GDAL-readable
 layers through :class:`GdalReader` (the file itself, or a warped VRT of it on the
 model grid), other QGIS layers (WMS / XYZ) through an adapter in the algorithm layer.
-A pixel is valid unless it is nodata in any model band, transparent (alpha or mask
-= 0), not finite, or 0 in every model band.
+A pixel is valid unless it is nodata in any model band, transparent (0 in an alpha
+band, whichever band that is) or masked (0 in a GDAL mask band of a model band or of
+the dataset), not finite, or 0 in every model band.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from collections.abc import Sequence
 from typing import Protocol
 
 import numpy as np
-from osgeo import gdal
+from osgeo import gdal, gdal_array
 
 from .band_mapping import BandInfo
 from .errors import InputError
@@ -31,6 +32,9 @@ class ImageReader(Protocol):
     ``read`` is only called with windows inside ``grid``; it returns the raw values of
     the model's bands in the model's order, float32 (bands, rows, cols), and the
     validity of each pixel, bool (rows, cols).
+
+    Readers may also have ``data_type`` (numpy name of the layer's data type, for the
+    input check of :mod:`.model_input`) and ``release()`` (drop cached blocks).
     """
 
     @property
@@ -72,15 +76,12 @@ class GdalReader:
         self.bands = list(bands)
         self._grid = raster_grid(dataset)
         self.nodata = [band_nodata(dataset, b) for b in self.bands]
-        first = dataset.GetRasterBand(self.bands[0])
-        flags = first.GetMaskFlags()
-        # An alpha band or a mask file (per-dataset mask) is read; nodata values are
-        # compared directly, which is cheaper than reading GDAL's nodata mask.
-        self.mask_band = (
-            first.GetMaskBand()
-            if flags & gdal.GMF_PER_DATASET and not flags & gdal.GMF_NODATA
-            else None
-        )
+        self.masks = mask_bands(dataset, self.bands)
+        types = {
+            np.dtype(gdal_array.GDALTypeCodeToNumericTypeCode(dataset.GetRasterBand(b).DataType))
+            for b in self.bands
+        }
+        self.data_type = ",".join(sorted(t.name for t in types))
 
     @property
     def grid(self) -> Grid:
@@ -95,15 +96,44 @@ class GdalReader:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         raw = read_window(self.dataset, window, self.bands).astype(np.float32, copy=False)
         valid = validity(raw, self.nodata)
-        if self.mask_band is not None:
+        for mask_band in self.masks:
             try:
-                mask = self.mask_band.ReadAsArray(
+                mask = mask_band.ReadAsArray(
                     window.col_off, window.row_off, window.width, window.height
                 )
             except RuntimeError as error:
                 raise InputError(f"Cannot read the layer's mask: {error}") from error
             valid &= mask > 0
         return raw, valid
+
+
+def mask_bands(dataset: gdal.Dataset, bands: Sequence[int]) -> list[gdal.Band]:
+    """The bands whose 0 marks pixels without data for the model bands ``bands``:
+    every alpha band of the dataset (GDAL itself reports an alpha band as the mask only
+    when it is band 2 of 2 or band 4 of 4, so RGB + NIR + alpha would be classified
+    where transparent), the dataset's mask (a ``.msk`` file or internal mask) and the
+    model bands' own masks. Nodata values are not among them: they are compared
+    directly, which is cheaper than reading GDAL's nodata mask."""
+    masks: list[gdal.Band] = []
+    for number in range(1, dataset.RasterCount + 1):
+        band = dataset.GetRasterBand(number)
+        if band.GetColorInterpretation() == gdal.GCI_AlphaBand:
+            masks.append(band)
+    has_alpha = bool(masks)
+    per_dataset = False
+    for number in bands:
+        band = dataset.GetRasterBand(number)
+        flags = band.GetMaskFlags()
+        if flags & (gdal.GMF_ALL_VALID | gdal.GMF_NODATA):
+            continue
+        if flags & gdal.GMF_ALPHA and has_alpha:
+            continue  # the alpha band, already taken
+        if flags & gdal.GMF_PER_DATASET:
+            if per_dataset:
+                continue
+            per_dataset = True
+        masks.append(band.GetMaskBand())
+    return masks
 
 
 def read_padded(reader: ImageReader, window: Window) -> tuple[np.ndarray, np.ndarray]:

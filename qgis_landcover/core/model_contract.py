@@ -25,12 +25,15 @@ class_values          {channel: value written in the classified raster}
 nodata_channel        channel meaning "no data", excluded from argmax, or null
 output_margin         pixels cropped from each side of the input by the model
 input_scale           raw pixel values are multiplied by this before standardisation
+input_dtype           data type of the raw values the model was trained on, e.g. "uint8"
+input_range           [low, high] of those raw values, e.g. [0, 255]
 name, description, license, model_card (Markdown), provenance (object)
 ====================  ===========================================================
 
 Models without ``landcover_contract`` (e.g. from the Deepness model zoo) get
 Deepness's defaults: values scaled by 1/255, no margin, and class value = channel + 1
-(0 stays the output's nodata).
+(0 stays the output's nodata). Models without ``input_dtype`` / ``input_range`` get
+them derived from ``input_scale`` (:meth:`ModelContract.expected_input`).
 """
 
 from __future__ import annotations
@@ -48,6 +51,51 @@ from .errors import InputError
 CONTRACT_VERSION = 1
 DEEPNESS_INPUT_SCALE = 1.0 / 255.0
 _HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
+
+INPUT_DTYPES: dict[str, tuple[float, float] | None] = {
+    "uint8": (0, 255),
+    "uint16": (0, 65535),
+    "int16": (-32768, 32767),
+    "uint32": (0, 2**32 - 1),
+    "int32": (-(2**31), 2**31 - 1),
+    "float32": None,
+    "float64": None,
+}
+"""Values of ``input_dtype`` (numpy names) and the range each integer type can hold."""
+
+
+@dataclass(frozen=True)
+class InputExpectation:
+    """What raw input a model reads correctly (before ``input_scale``).
+
+    Attributes:
+        dtype: numpy name of the data type, e.g. ``"uint8"``.
+        value_range: (low, high) of the raw values, or ``None`` when unknown (only the
+            data type is then known).
+        origin: where it comes from, for messages (``"metadata 'input_range'"``, or how
+            it was derived).
+    """
+
+    dtype: str
+    value_range: tuple[float, float] | None
+    origin: str
+
+    @property
+    def range_text(self) -> str:
+        """``'0-255'``, or ``'any'`` when unknown."""
+        if self.value_range is None:
+            return "any"
+        return f"{self.value_range[0]:g}-{self.value_range[1]:g}"
+
+
+def _dtype_for_range(low: float, high: float) -> str:
+    """The smallest integer type holding integral ``low``..``high``, else float32."""
+    if float(low).is_integer() and float(high).is_integer():
+        for name in ("uint8", "uint16", "int16", "uint32", "int32"):
+            limits = INPUT_DTYPES[name]
+            if limits is not None and limits[0] <= low and high <= limits[1]:
+                return name
+    return "float32"
 
 
 class ModelContractError(InputError):
@@ -74,6 +122,9 @@ class ModelContract:
         input_scale: raw pixel values are multiplied by this first (e.g. 1/255).
         standardization_mean, standardization_std: per-band, applied after scaling
             as ``(x * input_scale - mean) / std``; None for no standardisation.
+        input_dtype, input_range: the raw input the model was trained on (data type,
+            numpy name, and (low, high) of its values), as declared in the metadata;
+            ``None`` when not declared (:meth:`expected_input` derives them).
     """
 
     class_names: dict[int, str]
@@ -88,6 +139,8 @@ class ModelContract:
     input_scale: float = DEEPNESS_INPUT_SCALE
     standardization_mean: list[float] | None = None
     standardization_std: list[float] | None = None
+    input_dtype: str | None = None
+    input_range: tuple[float, float] | None = None
     name: str = ""
     description: str = ""
     license: str = ""
@@ -130,6 +183,37 @@ class ModelContract:
     def class_channels(self) -> list[int]:
         """Output channels that are real classes (the argmax candidates)."""
         return [c for c in sorted(self.class_names) if c != self.nodata_channel]
+
+    def expected_input(self) -> InputExpectation | None:
+        """The raw input the model reads correctly, declared or derived; ``None`` when
+        neither the metadata nor ``input_scale`` says.
+
+        - ``input_range`` declared: that range (and ``input_dtype``, or the smallest
+          integer type holding an integral range, else float32);
+        - only ``input_dtype``: the range of an integer type, none for a float type;
+        - neither: from ``input_scale``, which brings the raw values to about 0-1:
+          1/255, 1/256 (the 2018 model) or 1/127.5 mean 8-bit values, uint8 0-255;
+          1/N for another integer N above 256 means uint16 0-N (e.g. 1/10000 for
+          reflectance x 10000); any other scale declares nothing.
+        """
+        if self.input_range is not None:
+            low, high = self.input_range
+            dtype = self.input_dtype or _dtype_for_range(low, high)
+            return InputExpectation(dtype, (low, high), "metadata 'input_range'")
+        if self.input_dtype is not None:
+            return InputExpectation(
+                self.input_dtype, INPUT_DTYPES[self.input_dtype], "metadata 'input_dtype'"
+            )
+        inverse = 1.0 / self.input_scale
+        origin = (
+            f"derived from 'input_scale' 1/{inverse:.6g}, as the model does not declare "
+            "'input_range'"
+        )
+        if 127.0 <= inverse <= 256.5:
+            return InputExpectation("uint8", (0.0, 255.0), origin)
+        if 256.5 < inverse <= 65535.5 and abs(inverse - round(inverse)) < 1e-6 * inverse:
+            return InputExpectation("uint16", (0.0, float(round(inverse))), origin)
+        return None
 
     def validate(self) -> None:
         """Raise :class:`ModelContractError` naming the first inconsistent key."""
@@ -192,6 +276,25 @@ class ModelContract:
                 )
         if self.standardization_std is not None and any(s <= 0 for s in self.standardization_std):
             raise ModelContractError("Model metadata 'standardization_std' must be > 0.")
+        if self.input_dtype is not None and self.input_dtype not in INPUT_DTYPES:
+            raise ModelContractError(
+                f"Model metadata 'input_dtype' {self.input_dtype!r} is not one of "
+                f"{', '.join(INPUT_DTYPES)}."
+            )
+        if self.input_range is not None:
+            if len(self.input_range) != 2 or not self.input_range[0] < self.input_range[1]:
+                raise ModelContractError(
+                    "Model metadata 'input_range' must be [low, high] with low < high, got "
+                    f"{list(self.input_range)}."
+                )
+            limits = INPUT_DTYPES.get(self.input_dtype or "")
+            if limits is not None and not (
+                limits[0] <= self.input_range[0] and self.input_range[1] <= limits[1]
+            ):
+                raise ModelContractError(
+                    f"Model metadata 'input_range' {list(self.input_range)} does not fit "
+                    f"'input_dtype' {self.input_dtype} ({limits[0]:g}-{limits[1]:g})."
+                )
         if self.model_type != "Segmentor":
             raise ModelContractError(
                 f"Model metadata 'model_type' is {self.model_type!r}; only 'Segmentor' "
@@ -225,6 +328,11 @@ class ModelContract:
             values["standardization_mean"] = self.standardization_mean
         if self.standardization_std is not None:
             values["standardization_std"] = self.standardization_std
+        # Written only when declared: files stay as they were for models that do not.
+        if self.input_dtype is not None:
+            values["input_dtype"] = self.input_dtype
+        if self.input_range is not None:
+            values["input_range"] = list(self.input_range)
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod
@@ -260,6 +368,8 @@ class ModelContract:
             input_scale=reader.get("input_scale", float, DEEPNESS_INPUT_SCALE),
             standardization_mean=reader.float_list("standardization_mean"),
             standardization_std=reader.float_list("standardization_std"),
+            input_dtype=reader.get("input_dtype", str, None),
+            input_range=_range_or_none(reader.float_list("input_range")),
             name=reader.get("name", str, ""),
             description=reader.get("description", str, ""),
             license=reader.get("license", str, ""),
@@ -277,6 +387,17 @@ class ModelContract:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable) for reports and logs."""
         return asdict(self)
+
+
+def _range_or_none(values: list[float] | None) -> tuple[float, float] | None:
+    """``input_range`` as a pair; a list of another length fails validation."""
+    if values is None:
+        return None
+    if len(values) != 2:
+        raise ModelContractError(
+            f"Model metadata 'input_range' must be [low, high], got {len(values)} values."
+        )
+    return (values[0], values[1])
 
 
 class _MetadataReader:

@@ -123,3 +123,61 @@ def test_not_onnx_is_a_clear_error(tmp_path: Path) -> None:
         read_contract(tmp_path / "missing.onnx")
     with pytest.raises(InputError, match="is a folder, not a file"):
         read_contract(tmp_path)
+
+
+def test_input_keys_round_trip_and_are_written_only_when_declared() -> None:
+    declared = example_contract(input_dtype="uint8", input_range=(0, 255))
+    props = declared.to_metadata_props()
+    assert json.loads(props["input_dtype"]) == "uint8"
+    assert json.loads(props["input_range"]) == [0, 255]
+    assert ModelContract.from_metadata_props(props) == declared
+    # A model that declares nothing keeps its metadata as it was (no new keys).
+    props = example_contract().to_metadata_props()
+    assert "input_dtype" not in props and "input_range" not in props
+
+
+@pytest.mark.parametrize(
+    ("changes", "dtype", "value_range"),
+    [
+        # The 2018 model (input_scale 1/256) and Deepness's 1/255: 8-bit imagery.
+        ({}, "uint8", (0, 255)),
+        ({"input_scale": 1 / 255}, "uint8", (0, 255)),
+        ({"input_scale": 1 / 127.5}, "uint8", (0, 255)),
+        # 1/10000: reflectance x 10000 in 16 bits; 1/4095: 12-bit values.
+        ({"input_scale": 1e-4}, "uint16", (0, 10000)),
+        ({"input_scale": 1 / 4095}, "uint16", (0, 4095)),
+        # Declared keys win; a range alone gets the smallest type holding it.
+        ({"input_range": (0, 1)}, "uint8", (0, 1)),
+        ({"input_range": (0.0, 1.5)}, "float32", (0, 1.5)),
+        ({"input_range": (-1, 1), "input_dtype": "float32"}, "float32", (-1, 1)),
+        ({"input_dtype": "uint16"}, "uint16", (0, 65535)),
+        ({"input_dtype": "float32"}, "float32", None),
+    ],
+)
+def test_expected_input_declared_or_derived(
+    changes: dict[str, object], dtype: str, value_range: tuple[float, float] | None
+) -> None:
+    expectation = example_contract(**changes).expected_input()
+    assert expectation is not None
+    assert expectation.dtype == dtype and expectation.value_range == value_range
+
+
+def test_expected_input_is_unknown_for_other_scales() -> None:
+    assert example_contract(input_scale=1.0).expected_input() is None
+    assert example_contract(input_scale=0.01).expected_input() is None
+
+
+@pytest.mark.parametrize(
+    ("props", "message"),
+    [
+        ({"input_dtype": '"int7"'}, "'input_dtype' 'int7' is not one of"),
+        ({"input_range": "[5, 1]"}, "'input_range' must be \\[low, high\\] with low < high"),
+        ({"input_range": "[0, 1, 2]"}, "'input_range' must be \\[low, high\\], got 3 values"),
+        ({"input_range": "[0, 300]", "input_dtype": '"uint8"'}, "does not fit 'input_dtype'"),
+        ({"input_range": '"0-255"'}, "'input_range' is malformed"),
+    ],
+)
+def test_malformed_input_keys_are_named(props: dict[str, str], message: str) -> None:
+    good = example_contract().to_metadata_props()
+    with pytest.raises(ModelContractError, match=message):
+        ModelContract.from_metadata_props({**good, **props})
