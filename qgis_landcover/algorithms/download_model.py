@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import os
 import shutil
+import time
 from pathlib import Path
 from typing import Any
 from urllib.parse import quote, urlsplit
@@ -25,12 +26,14 @@ from qgis.core import (
     QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
+    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsSettings,
 )
+from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
-from ..core.download import DownloadOptions, file_sha256
+from ..core.download import DownloadOptions, file_sha256, format_bytes
 from ..core.errors import InputError
 from ..core.model_catalog import BUILTIN_CATALOGUE, load_catalogue, resolve_model
 from ..core.raster_io import atomic_output
@@ -99,17 +102,30 @@ def resolve_model_in_qgis(
     sha256: str = "",
     catalogue: str = "",
     allow_http: bool = False,
+    time_limit: float | None = DownloadOptions.time_limit,
+    stall_timeout: float = DownloadOptions.read_timeout,
 ) -> Path:
     """:func:`~qgis_landcover.core.model_catalog.resolve_model` with QGIS's settings:
     cache folder, proxy and catalogues; download progress drives ``feedback``.
 
+    Args:
+        time_limit: seconds for the whole download, ``None`` for no limit.
+        stall_timeout: seconds without any byte from the server before an attempt
+            fails (and is retried).
+
     Raises the core's errors; call it inside ``core_errors()``.
     """
-    progress = FeedbackProgress(feedback)
+    progress = _QgisProcessProgress(feedback)
+    shown = [0.0]  # when the progress text was last set (monotonic seconds)
 
     def show_bytes(done: int, total: int | None) -> None:
-        of_total = f" of {total / 1e6:.1f}" if total else ""
-        progress.feedback.setProgressText(f"Downloaded {done / 1e6:.1f}{of_total} MB")
+        # Once a second at most: qgis_process prints every progress text on a line.
+        now = time.monotonic()
+        if now - shown[0] < 1.0 and done != total:
+            return
+        shown[0] = now
+        of_total = f" of {format_bytes(total)} ({100 * done / total:.0f} %)" if total else ""
+        progress.feedback.setProgressText(f"Downloaded {format_bytes(done)}{of_total}")
 
     return resolve_model(
         spec,
@@ -118,9 +134,36 @@ def resolve_model_in_qgis(
         sha256=sha256 or None,
         progress=progress,
         proxies=qgis_proxies(),
-        options=DownloadOptions(allow_http=allow_http),
+        options=DownloadOptions(
+            allow_http=allow_http, time_limit=time_limit, read_timeout=stall_timeout
+        ),
         on_bytes=show_bytes,
     )
+
+
+class _QgisProcessProgress(FeedbackProgress):
+    """:class:`FeedbackProgress` that, in ``qgis_process``, lets Ctrl+C cancel.
+
+    ``qgis_process`` turns SIGINT into a cancel of the feedback through Qt's event
+    loop (a socket notifier), which runs only when the main thread processes events;
+    a download waiting for bytes never would. So, on ``qgis_process``'s main thread
+    only, each cancel check first processes pending events (no user input: there is
+    no window). QGIS desktop runs the algorithm in a task thread and is left alone.
+    """
+
+    def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
+        super().__init__(feedback)
+        application = QCoreApplication.instance()
+        self.pump_events = (
+            QgsApplication.platform() == "qgis_process"
+            and application is not None
+            and QThread.currentThread() == application.thread()
+        )
+
+    def is_cancelled(self) -> bool:
+        if self.pump_events:
+            QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents)
+        return super().is_cancelled()
 
 
 class DownloadModelAlgorithm(LandcoverAlgorithm):
@@ -136,6 +179,8 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
     OUTPUT = "OUTPUT"
     CATALOGUE = "CATALOGUE"
     ALLOW_HTTP = "ALLOW_HTTP"
+    TIME_LIMIT = "TIME_LIMIT"
+    STALL_TIMEOUT = "STALL_TIMEOUT"
     MODEL_PATH = "MODEL_PATH"
     MODEL_SHA256 = "MODEL_SHA256"
 
@@ -156,7 +201,13 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "the first download and a changed cached file is downloaded again.\n\n"
             "QGIS's proxy (Settings > Options > Network) is used, otherwise the "
             "HTTPS_PROXY / NO_PROXY environment variables. Plain http:// is refused "
-            "except to this computer, unless allowed in the advanced parameters.\n\n"
+            "except to this computer (localhost, 127.x.x.x, ::1), unless allowed in the "
+            "advanced parameters.\n\n"
+            "A download that gets no data for the stall timeout (default 60 s) is retried "
+            "where it stopped; one that takes longer than the time limit (default 1 hour) "
+            "stops. A stopped or cancelled download keeps what it received in a '.part' "
+            "file in the cache, and running the algorithm again resumes it; parts left "
+            "for 7 days are deleted.\n\n"
             f"Catalogue models: {known}.\n\n"
             f"Cache folder: {qgis_model_cache_dir()} (setting '{CACHE_DIR_SETTING}'). "
             f"Extra catalogue files: setting '{CATALOGUES_SETTING}' or the Catalogue "
@@ -216,7 +267,31 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "Plain http:// can be altered in transit; give a SHA-256 checksum when you "
             "allow it. http:// to this computer (localhost) is always allowed."
         )
-        for parameter in (catalogue, allow_http):
+        time_limit = QgsProcessingParameterNumber(
+            self.TIME_LIMIT,
+            "Time limit for the whole download (seconds, 0 = none)",
+            QgsProcessingParameterNumber.Double,
+            defaultValue=DownloadOptions.time_limit,
+            optional=True,  # models saved before it existed stay valid
+            minValue=0,
+        )
+        time_limit.setHelp(
+            "The download stops after this many seconds, retries included; what was "
+            "received is kept and a new run resumes it. 0: no limit."
+        )
+        stall_timeout = QgsProcessingParameterNumber(
+            self.STALL_TIMEOUT,
+            "Stall timeout (seconds without data)",
+            QgsProcessingParameterNumber.Double,
+            defaultValue=DownloadOptions.read_timeout,
+            optional=True,
+            minValue=1,
+        )
+        stall_timeout.setHelp(
+            "An attempt fails, and is retried where it stopped, when the server sends "
+            "nothing for this many seconds."
+        )
+        for parameter in (catalogue, allow_http, time_limit, stall_timeout):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         self.addOutput(QgsProcessingOutputFile(self.MODEL_PATH, "Model file"))
@@ -233,6 +308,8 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
         catalogue = self.parameterAsFile(parameters, self.CATALOGUE, context)
         allow_http = self.parameterAsBoolean(parameters, self.ALLOW_HTTP, context)
+        time_limit = self.parameterAsDouble(parameters, self.TIME_LIMIT, context)
+        stall_timeout = self.parameterAsDouble(parameters, self.STALL_TIMEOUT, context)
         # The model itself may be the destination: then nothing is copied (below).
         self.check_outputs(
             [
@@ -246,7 +323,13 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             if not spec.strip():
                 raise InputError("Give a model: a catalogue name or an https:// URL.")
             path = resolve_model_in_qgis(
-                spec, feedback, sha256=sha256, catalogue=catalogue, allow_http=allow_http
+                spec,
+                feedback,
+                sha256=sha256,
+                catalogue=catalogue,
+                allow_http=allow_http,
+                time_limit=time_limit or None,
+                stall_timeout=stall_timeout,
             )
             digest = file_sha256(path)
             if destination and not _same_file(path, destination):

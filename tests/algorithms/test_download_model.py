@@ -6,6 +6,8 @@ from __future__ import annotations
 
 import json
 import os
+import signal
+import subprocess
 from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
@@ -36,7 +38,7 @@ from qgis_landcover.algorithms.download_model import (
 )
 from qgis_landcover.core.model_contract import read_contract
 
-from ..conftest import qgis_process_json
+from ..conftest import QGIS_PROCESS, qgis_process_json
 from ..core.test_download import ModelServer, serve, sha
 from ..core.test_model_catalog import contract_model
 from ..onnx_models import contract_for
@@ -98,10 +100,8 @@ def test_download_by_url_into_the_cache_then_reuse(
     assert "OUTPUT" not in result or not result["OUTPUT"]
     assert read_contract(path) == contract_for(3)
     assert feedback.progress() == pytest.approx(100.0)
-    assert (
-        feedback.texts[-1]
-        == f"Downloaded {len(model_bytes) / 1e6:.1f} of {len(model_bytes) / 1e6:.1f} MB"
-    )
+    size = len(model_bytes)  # a few hundred bytes: counted in bytes, not "0.0 MB"
+    assert feedback.texts[-1] == f"Downloaded {size} bytes of {size} bytes (100 %)"
     again = run_algorithm("download_model", {"MODEL": url})
     assert again["MODEL_PATH"] == str(path)
     assert server.hits("/unet.onnx") == 1
@@ -157,6 +157,48 @@ def test_cancel_mid_download_leaves_no_model(
     assert not list(cache.glob("*.onnx"))  # only the resumable .part remains
     [part] = cache.glob("*.onnx.part")
     assert 0 < part.stat().st_size < 1_000_000
+
+
+def test_time_limit_stops_a_trickling_download_and_names_the_part(
+    run_algorithm: Run, server: ModelServer, cache: Path
+) -> None:
+    # 20 bytes/s, closing after 100 (never reached in 0.5 s).
+    url = server.add("/big.onnx", os.urandom(1_000_000), behaviour="trickle", limit=100)
+    feedback = RecordingFeedback()
+    with pytest.raises(QgsProcessingException, match=r"within the time limit of 0\.5 s") as caught:
+        run_algorithm("download_model", {"MODEL": url, "TIME_LIMIT": 0.5}, feedback=feedback)
+    [part] = cache.glob("*.onnx.part")
+    assert f"kept in {part}; run the download again to resume from there" in str(caught.value)
+    assert feedback.texts[0] == "Downloaded 1 bytes of 1000000 bytes (0 %)"
+
+
+def test_ctrl_c_stops_a_qgis_process_download_at_once(
+    server: ModelServer, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """qgis_process cancels on SIGINT through Qt's event loop; a download that waits
+    for bytes must still see it (before, it ran until the server stopped)."""
+    monkeypatch.setenv("LANDCOVER_QGIS_STATE", str(tmp_path / "state"))
+    url = server.add("/big.onnx", os.urandom(1_000_000), behaviour="trickle", interval=0.2)
+    process = subprocess.Popen(
+        [str(QGIS_PROCESS), "run", "landcover:download_model", "--", f"MODEL={url}"],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env={**os.environ, "QT_QPA_PLATFORM": "offscreen"},
+    )
+    try:
+        assert server.files["/big.onnx"].sending.wait(120)  # the download is running
+        process.send_signal(signal.SIGINT)
+        output, _ = process.communicate(timeout=60)  # a hang guard, not a measure
+    finally:
+        if process.poll() is None:
+            process.kill()
+            process.communicate()
+    assert process.returncode != 0
+    [part] = (tmp_path / "state").rglob("*.onnx.part")
+    assert f"Cancelled by the user. The {part.stat().st_size} bytes received so far" in output
+    assert f"kept in {part}; run the download again to resume from there" in output
+    assert part.stat().st_size < 100  # stopped long before the server would have
 
 
 @pytest.mark.parametrize(
