@@ -47,9 +47,9 @@ def test_killed_classify_leaves_no_temporary_file(tmp_path: Path, signal_number:
     shutil.copyfile(NAIP, source)
     folder = tmp_path / "out"
     folder.mkdir()
+    outputs = [str(folder / "map.tif"), str(folder / "confidence.tif")]
     process = subprocess.Popen(
-        [sys.executable, "-c", CLASSIFY_AND_PAUSE, str(source)]
-        + [str(folder / "map.tif"), str(folder / "confidence.tif")],
+        [sys.executable, "-c", CLASSIFY_AND_PAUSE, str(source), *outputs],
         cwd=ROOT,
         stdout=subprocess.PIPE,
         stderr=subprocess.PIPE,
@@ -82,7 +82,14 @@ def dead_pid() -> int:
 def test_stale_temporary_files_of_the_destination_are_removed(tmp_path: Path) -> None:
     destination = tmp_path / "map.tif"
     gone = dead_pid()
-    alive = os.getppid()  # runs as long as this test does
+    running = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    try:
+        check_stale_removal(tmp_path, destination, gone, running.pid)
+    finally:
+        running.communicate(b"\n")
+
+
+def check_stale_removal(tmp_path: Path, destination: Path, gone: int, alive: int) -> None:
     week = temporary_files.STALE_AFTER_SECONDS
     names = {
         "killed": f".map.tif.{gone}-0.tmp-landcover.tif",
