@@ -242,7 +242,8 @@ def expire_partial_downloads(
     return removed
 
 
-def _format_bytes(count: int) -> str:
+def format_bytes(count: int) -> str:
+    """``count`` bytes for a message: ``"512 bytes"``, ``"3.4 MB"`` (MiB)."""
     return f"{count / MIB:.1f} MB" if count >= MIB else f"{count} bytes"
 
 
@@ -409,7 +410,7 @@ class _Download:
         if self.deadline is not None and time.monotonic() > self.deadline:
             raise DownloadError(
                 f"Download of {self.url} stopped: it did not finish within the time "
-                f"limit of {self.options.time_limit:g} s ({_format_bytes(self.received)} "
+                f"limit of {self.options.time_limit:g} s ({format_bytes(self.received)} "
                 f"received)."
             )
 
@@ -435,7 +436,7 @@ class _Download:
         if size == 0:
             return ""
         days = PART_MAX_AGE_SECONDS / 86400
-        kept = f"The {_format_bytes(size)} received so far are kept in {self.partial}"
+        kept = f"The {format_bytes(size)} received so far are kept in {self.partial}"
         _, validators = self._note_state()
         if not validators and not self.has_checksum:
             return (
@@ -565,13 +566,13 @@ class _Download:
                 self._write_note(response)
             else:
                 self.resumed = True
-                self.progress.info(f"Resuming the download at {_format_bytes(offset)}.")
+                self.progress.info(f"Resuming the download at {format_bytes(offset)}.")
             self.received = offset
             with open(self.partial, "ab" if offset else "wb") as stream:
                 done = self._stream(response, stream, offset, total)
         if total is not None and done < total:
             raise _RetryableError(
-                f"the connection closed after {_format_bytes(done)} of {_format_bytes(total)}"
+                f"the connection closed after {format_bytes(done)} of {format_bytes(total)}"
             )
 
     def _content_range(self, response: requests.Response, offset: int) -> tuple[int, int | None]:
@@ -594,8 +595,8 @@ class _Download:
         if total > self.options.max_bytes:
             self.discard_partial()
             raise DownloadError(
-                f"The file at {self.url} is {_format_bytes(total)}, above the "
-                f"{_format_bytes(self.options.max_bytes)} limit; nothing was downloaded."
+                f"The file at {self.url} is {format_bytes(total)}, above the "
+                f"{format_bytes(self.options.max_bytes)} limit; nothing was downloaded."
             )
         if self.expected_size is not None and total != self.expected_size:
             self.discard_partial()
@@ -648,7 +649,7 @@ class _Download:
                     self.discard_partial()
                     raise DownloadError(
                         f"The download from {self.url} passed the "
-                        f"{_format_bytes(self.options.max_bytes)} limit and was stopped."
+                        f"{format_bytes(self.options.max_bytes)} limit and was stopped."
                     )
                 if self.on_bytes is not None:
                     self.on_bytes(done, total)
@@ -666,9 +667,9 @@ class _Download:
         if isinstance(error, TimeoutError) or "timed out" in str(error).lower():
             return (
                 f"the transfer timed out: no data for {self.options.read_timeout:g} s "
-                f"(stall timeout) after {_format_bytes(done)}"
+                f"(stall timeout) after {format_bytes(done)}"
             )
-        return f"the transfer was interrupted after {_format_bytes(done)} ({error})"
+        return f"the transfer was interrupted after {format_bytes(done)} ({error})"
 
 
 def download_file(
