@@ -19,10 +19,11 @@ valid pixel is nearest, the pixel at distance ``d`` from it takes the value of t
 ``d`` beyond it (the reflection that pads the raster's edges), or the nearest valid
 pixel's own value when that one has no data too. Pixels farther than
 :data:`FILL_DISTANCE` from any valid pixel in their row and column take a neutral
-constant (the middle of the model's input range). Measured on the shipped mosaic with
-the 2018 model, mirroring keeps the classes of valid pixels near nodata best (99.7-100 %
-of the pixels within 16 px of a nodata edge unchanged, against 21-85 % with the former
-black fill, 89-94 % with a constant and 95-99.9 % with the nearest pixel's value).
+constant (the middle of the model's input range). Mirroring was chosen by measurement
+(the 2018 model on the shipped mosaic with parts of it nodata, docs/model_contract.md):
+of the valid pixels within 16 px of nodata, 95-100 % keep the class of the run without
+nodata, against 62-85 % with the former black fill; a constant or the nearest pixel's
+value did no better than mirroring in any case tried, and worse in most.
 
 The fill of a pixel depends only on pixels within ``2 * FILL_DISTANCE`` of it in its
 row and column (and on the raster's edges, reflected), so strips are filled with that

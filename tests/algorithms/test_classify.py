@@ -30,6 +30,7 @@ from qgis_landcover.algorithms.classify import (
 )
 from qgis_landcover.core.classified_output import OutputPaths
 from qgis_landcover.core.classify import ClassifyOptions
+from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.grid import Grid
 from qgis_landcover.core.onnx_session import clear_session_cache, load_session
 from qgis_landcover.core.progress import NullProgress
@@ -663,3 +664,93 @@ def test_model_accepts_a_catalogue_name(tmp_path: Path, run_algorithm: Run) -> N
         outputs[label] = read(result["OUTPUT"])
     np.testing.assert_array_equal(outputs["name"], outputs["file"])
     assert set(np.unique(outputs["name"])) <= {1, 2, 3, 4}
+
+
+def reflectance_copy(tmp_path: Path, naip: Path) -> Path:
+    """The 8-bit crop as float32 reflectance 0-1."""
+    target = tmp_path / "reflectance.tif"
+    gdal.Translate(
+        str(target), str(naip), outputType=gdal.GDT_Float32, scaleParams=[[0, 255, 0, 1]]
+    )
+    return target
+
+
+def test_input_range_rescales_a_layer_the_model_would_misread(
+    run_algorithm: Run, tmp_path: Path, naip: Path, model: Path
+) -> None:
+    reflectance = reflectance_copy(tmp_path, naip)
+    parameters = {"INPUT": str(reflectance), "MODEL": str(model), "DEVICE": "cpu"}
+    with pytest.raises(QgsProcessingException, match=r"far too small.*INPUT_RANGE=0,1"):
+        run_algorithm("classify", {**parameters, "OUTPUT": str(tmp_path / "refused.tif")})
+    assert not (tmp_path / "refused.tif").exists()
+    with pytest.raises(QgsProcessingException, match="INPUT_RANGE"):
+        run_algorithm(
+            "classify",
+            {**parameters, "INPUT_RANGE": "1,0", "OUTPUT": str(tmp_path / "bad.tif")},
+        )
+    results = run_algorithm(
+        "classify", {**parameters, "INPUT_RANGE": "0,1", "OUTPUT": str(tmp_path / "out.tif")}
+    )
+    expected, sure = expected_classes(read(naip))
+    np.testing.assert_array_equal(read(results["OUTPUT"])[sure], expected[sure])
+
+
+def test_provider_path_checks_values_and_honours_alpha(
+    tmp_path: Path, naip: Path, model: Path
+) -> None:
+    # The same checks on the provider (block API) road as on GDAL's.
+    session = load_session(model, "cpu")
+    layer = QgsRasterLayer(str(reflectance_copy(tmp_path, naip)), "reflectance")
+    with pytest.raises(InputError, match="far too small"):
+        classify_with_provider(
+            layer,
+            session,
+            OutputPaths(tmp_path / "refused.tif"),
+            bounds=None,
+            bands=None,
+            options=ClassifyOptions(),
+            progress=NullProgress(),
+        )
+    assert not (tmp_path / "refused.tif").exists()
+    classify_with_provider(
+        layer,
+        session,
+        OutputPaths(tmp_path / "rescaled.tif"),
+        bounds=None,
+        bands=None,
+        options=ClassifyOptions(input_range=(0.0, 1.0)),
+        progress=NullProgress(),
+    )
+    expected, sure = expected_classes(read(naip))
+    np.testing.assert_array_equal(read(tmp_path / "rescaled.tif")[sure], expected[sure])
+    # Red, green, blue, nir, alpha: transparent pixels are nodata.
+    image = read(naip)
+    alpha = np.full(image.shape[1:], 255, dtype=np.uint8)
+    alpha[50:120, 100:] = 0
+    source = gdal.Open(str(naip))
+    rgbna = tmp_path / "rgbna.tif"
+    dataset = gdal.GetDriverByName("GTiff").Create(
+        str(rgbna), 260, 200, 5, gdal.GDT_Byte, ["PHOTOMETRIC=RGB"]
+    )
+    dataset.SetGeoTransform(source.GetGeoTransform())
+    dataset.SetProjection(source.GetProjection())
+    for band in range(4):
+        dataset.GetRasterBand(band + 1).WriteArray(image[band])
+    dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_Undefined)
+    dataset.GetRasterBand(5).WriteArray(alpha)
+    dataset.GetRasterBand(5).SetColorInterpretation(gdal.GCI_AlphaBand)
+    dataset = None
+    result = classify_with_provider(
+        QgsRasterLayer(str(rgbna), "rgbna"),
+        session,
+        OutputPaths(tmp_path / "alpha.tif"),
+        bounds=None,
+        bands=None,
+        options=ClassifyOptions(),
+        progress=NullProgress(),
+    )
+    got = read(tmp_path / "alpha.tif")
+    np.testing.assert_array_equal(got == 0, alpha == 0)
+    assert result.pixels_classified == int((alpha > 0).sum())
+    check = sure & (alpha > 0)
+    np.testing.assert_array_equal(got[check], expected[check])
