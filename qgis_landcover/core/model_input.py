@@ -277,6 +277,8 @@ def sample_windows(window: Window) -> list[Window]:
 
 _FAR = 2**30
 """Distance standing for "no valid pixel in this row / column"."""
+_PASS_ROWS = 128
+"""Rows (or columns) a fill pass handles at once."""
 
 
 def _mirror_sources(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -305,6 +307,21 @@ def _mirror_sources(valid: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     return np.where(usable, mirror, anchor), np.minimum(to_left, to_right)
 
 
+def _mirror_pass(valid: np.ndarray, keep: slice) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`_mirror_sources` of each row of ``valid``, columns ``keep`` of the result
+    only, computed :data:`_PASS_ROWS` rows at a time so that its temporaries stay small
+    (about 40 bytes per pixel of a chunk)."""
+    rows = valid.shape[0]
+    width = len(range(*keep.indices(valid.shape[1])))
+    sources = np.empty((rows, width), dtype=np.int32)
+    distances = np.empty((rows, width), dtype=np.int32)
+    for start in range(0, rows, _PASS_ROWS):
+        chunk = slice(start, min(start + _PASS_ROWS, rows))
+        source, distance = _mirror_sources(valid[chunk])
+        sources[chunk], distances[chunk] = source[:, keep], distance[:, keep]
+    return sources, distances
+
+
 def mirror_fill(
     raw: np.ndarray,
     valid: np.ndarray,
@@ -329,10 +346,9 @@ def mirror_fill(
     if not invalid.any():
         return centre
     # Row pass over the centre's rows (whole width), column pass over its columns.
-    row_source, row_distance = _mirror_sources(valid[centre_rows, :])
-    col_source, col_distance = _mirror_sources(valid[:, centre_cols].T)
-    row_source, row_distance = row_source[:, centre_cols], row_distance[:, centre_cols]
-    col_source, col_distance = col_source.T[centre_rows], col_distance.T[centre_rows]
+    row_source, row_distance = _mirror_pass(valid[centre_rows, :], centre_cols)
+    col_source, col_distance = _mirror_pass(valid[:, centre_cols].T, centre_rows)
+    col_source, col_distance = col_source.T, col_distance.T
     use_row = (row_distance <= col_distance)[invalid]
     reached = (np.minimum(row_distance, col_distance) <= distance)[invalid]
     at_rows, at_cols = np.nonzero(invalid)
@@ -403,10 +419,11 @@ class ModelInput:
     def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
         """Raw values (bands, rows, cols) float32 ready to normalise, invalid pixels
         filled, and the validity (rows, cols) of ``window``, which may reach past the
-        grid (reflected)."""
+        grid (reflected). A window without any valid pixel is returned unfilled: the
+        model never runs on it."""
         raw, valid = self._read(window, check=True)
-        if valid.all():
-            return raw, valid
+        if valid.all() or not valid.any():
+            return raw, valid  # nothing to fill, or no tile of it will run
         # Read again with the context the fill needs; only strips with invalid pixels.
         c = FILL_CONTEXT
         grown = Window(
