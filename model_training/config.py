@@ -104,6 +104,10 @@ class NormalizationConfig:
     left empty."""
 
     input_scale: float = 1.0 / 255.0
+    # The raw values the imagery holds (NAIP: 8-bit), written into the model contract so
+    # the plugin can refuse imagery of another type or range instead of guessing.
+    input_dtype: str = "uint8"
+    input_range: list[float] = field(default_factory=lambda: [0.0, 255.0])
     mean: list[float] | None = None
     std: list[float] | None = None
     windows: int = 64

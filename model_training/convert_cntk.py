@@ -269,6 +269,9 @@ def build_contract(network: Azure2018UNet, model_card: str, source_sha256: str) 
         tiles_overlap_percent=0.0,
         output_margin=config.output_margin,
         input_scale=INPUT_SCALE,
+        # NAIP digital numbers, as the 2018 network was trained on.
+        input_dtype="uint8",
+        input_range=(0.0, 255.0),
         standardization_mean=None,
         standardization_std=None,
         model_card=model_card,

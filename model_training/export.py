@@ -319,6 +319,8 @@ def build_contract(
         "output_margin": config.model.output_margin,
         "nodata_channel": None,
         "input_scale": config.normalization.input_scale,
+        "input_dtype": config.normalization.input_dtype,
+        "input_range": tuple(float(v) for v in config.normalization.input_range),
         "standardization_mean": [float(v) for v in mean],
         "standardization_std": [float(v) for v in std],
         "name": config.export.name,
