@@ -70,7 +70,9 @@ def labels(tmp_path: Path) -> Path:
     for name in ("m_3907833_nw_17_1_nlcd.tif", "m_3907833_nw_17_1_lc.tif"):
         shutil.copyfile(LOWRES / name, folder / name)
     shutil.copyfile(LABELS, folder / "labels.tif")
-    (folder / "names.csv").write_text("value,name\n1,water\n2,tree canopy\n", encoding="utf-8")
+    (folder / "names.csv").write_text(
+        ("value,name\n1,water\n2,tree canopy\n3,field\n4,barren\n5,impervious\n"), encoding="utf-8"
+    )
     write_points(folder / "points.gpkg")
     return folder
 
