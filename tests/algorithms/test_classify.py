@@ -38,6 +38,7 @@ from qgis_landcover.core.raster_io import raster_grid
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
+from ..rasters import write_with_alpha
 
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 WEIGHTS = np.array(
@@ -727,19 +728,7 @@ def test_provider_path_checks_values_and_honours_alpha(
     image = read(naip)
     alpha = np.full(image.shape[1:], 255, dtype=np.uint8)
     alpha[50:120, 100:] = 0
-    source = gdal.Open(str(naip))
-    rgbna = tmp_path / "rgbna.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(
-        str(rgbna), 260, 200, 5, gdal.GDT_Byte, ["PHOTOMETRIC=RGB"]
-    )
-    dataset.SetGeoTransform(source.GetGeoTransform())
-    dataset.SetProjection(source.GetProjection())
-    for band in range(4):
-        dataset.GetRasterBand(band + 1).WriteArray(image[band])
-    dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_Undefined)
-    dataset.GetRasterBand(5).WriteArray(alpha)
-    dataset.GetRasterBand(5).SetColorInterpretation(gdal.GCI_AlphaBand)
-    dataset = None
+    rgbna = write_with_alpha(tmp_path / "rgbna.tif", image, alpha, like=naip)
     result = classify_with_provider(
         QgsRasterLayer(str(rgbna), "rgbna"),
         session,

@@ -22,6 +22,7 @@ from qgis_landcover.core.progress import NullProgress
 
 from ..conftest import DATA
 from ..onnx_models import box_model, contract_for, pointwise_model, pointwise_reference
+from ..rasters import write_with_alpha
 
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 WEIGHTS = np.array(
@@ -123,19 +124,7 @@ def test_alpha_band_in_any_position_and_masks_are_nodata(
     alpha = np.full(image.shape[1:], 255, dtype=np.uint8)
     alpha[:, 180:] = 0
     alpha[20:60, 30:90] = 0
-    source = gdal.Open(str(naip))
-    rgbna = tmp_path / "rgbna.tif"
-    dataset = gdal.GetDriverByName("GTiff").Create(
-        str(rgbna), 300, 230, 5, gdal.GDT_Byte, ["PHOTOMETRIC=RGB"]
-    )
-    dataset.SetGeoTransform(source.GetGeoTransform())
-    dataset.SetProjection(source.GetProjection())
-    for band in range(4):
-        dataset.GetRasterBand(band + 1).WriteArray(image[band])
-    dataset.GetRasterBand(4).SetColorInterpretation(gdal.GCI_Undefined)
-    dataset.GetRasterBand(5).WriteArray(alpha)
-    dataset.GetRasterBand(5).SetColorInterpretation(gdal.GCI_AlphaBand)
-    dataset = None
+    rgbna = write_with_alpha(tmp_path / "rgbna.tif", image, alpha, like=naip)
     result = classify(rgbna, tmp_path / "alpha.tif", model)
     got = read(tmp_path / "alpha.tif")
     np.testing.assert_array_equal(got == 0, alpha == 0)

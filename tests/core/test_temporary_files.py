@@ -26,7 +26,10 @@ NAIP = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 # Classifies with the embedded model and stops, mid-write, in its first progress
 # report: the signal then arrives while the outputs' temporary files are open.
 CLASSIFY_AND_PAUSE = """
-import sys, time
+import signal, sys, time
+# A shell without job control starts background jobs with SIGINT ignored, and a child
+# inherits that: take Ctrl+C back as an interactive Python has it.
+signal.signal(signal.SIGINT, signal.default_int_handler)
 from qgis_landcover.core.classify import classify
 from qgis_landcover.core.progress import NullProgress
 
