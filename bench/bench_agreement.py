@@ -5,7 +5,7 @@ The 10,000 x 10,000 1 m tile in ``data/chesapeake_lulc_1m`` exists in the 13-cla
 set (nodata 0) and the 7-class set (nodata 15); the 13 classes remapped to 7 must agree
 with the 7-class tile everywhere. Measured in one run, each in its own process:
 
-* this project's core (:func:`qgis_landcover.core.agreement.assess_agreement`),
+* this project's core (:func:`qgis_landcover.core.accuracy.agreement.assess_agreement`),
   reading both GeoTIFFs included; best and median of ``--repeat`` runs, CPU time and
   peak RSS (``ru_maxrss`` of a process that does nothing else);
 * scikit-learn ``confusion_matrix`` on the same pixels, already in memory (reading and
@@ -55,7 +55,7 @@ def peak_rss_mb() -> float:
 def child_core() -> dict[str, Any]:
     """One timed agreement run, in a fresh process."""
     sys.path.insert(0, str(ROOT))
-    from qgis_landcover.core.agreement import assess_agreement
+    from qgis_landcover.core.accuracy.agreement import assess_agreement
 
     baseline = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()

@@ -5,7 +5,7 @@ alone, and peak memory for two extent sizes.
 Input: the real 1 m NAIP mosaic (data/chesapeake_1m_patches, 1024 x 512 px) repeated
 into a ``--size`` x ``--size`` VRT (default 8192 x 8192 = 67 Mpx, read lazily).
 
-- end-to-end: :func:`qgis_landcover.core.classify.classify` on the whole VRT (reading,
+- end-to-end: :func:`qgis_landcover.core.inference.classify.classify` on the whole VRT (reading,
   normalisation, inference, blending, argmax, compressed GeoTIFF writing, overviews);
 - model only: ONNX Runtime on pre-loaded, pre-normalised batches of the same tiles,
   the same batch size and session, scaled to the same tile plan;
@@ -88,7 +88,7 @@ def bench_model(choice: str, folder: Path) -> tuple[Path, str]:
     """The model to time and how to describe it: ``default`` (the catalogue's default
     model, else the U-Net), ``unet`` (a random U-Net) or an ONNX file."""
     from qgis_landcover.core.errors import InputError
-    from qgis_landcover.core.model_catalog import resolve_model
+    from qgis_landcover.core.models.catalogue import resolve_model
 
     if choice not in ("default", "unet"):
         return Path(choice), f"{Path(choice).name} (given)"
@@ -102,7 +102,7 @@ def bench_model(choice: str, folder: Path) -> tuple[Path, str]:
 
     from model_training.export import export_onnx
     from model_training.unet import UNet
-    from qgis_landcover.core.model_contract import ModelContract
+    from qgis_landcover.core.models.contract import ModelContract
 
     torch.manual_seed(0)
     torch.set_num_threads(2)
@@ -133,8 +133,8 @@ def bench_model(choice: str, folder: Path) -> tuple[Path, str]:
 
 def tile_plan(model: Path, side: int, tile_size: int) -> Any:
     """The tile plan of a ``side`` x ``side`` extent for ``model`` (no stripes)."""
-    from qgis_landcover.core.model_contract import read_contract
-    from qgis_landcover.core.tiling import plan_tiles
+    from qgis_landcover.core.inference.tiling import plan_tiles
+    from qgis_landcover.core.models.contract import read_contract
 
     contract = read_contract(model)
     return plan_tiles(
@@ -150,8 +150,8 @@ def peak_rss_mb() -> float:
 def worker_classify(args: argparse.Namespace) -> dict[str, Any]:
     from osgeo import gdal
 
-    from qgis_landcover.core.classify import ClassifyOptions, classify
-    from qgis_landcover.core.onnx_session import load_session
+    from qgis_landcover.core.inference.classify import ClassifyOptions, classify
+    from qgis_landcover.core.inference.session import load_session
 
     dataset = gdal.Open(args.vrt)
     x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
@@ -181,11 +181,11 @@ def worker_model_only(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from osgeo import gdal
 
-    from qgis_landcover.core.classify import effective_batch_size, iter_batches
-    from qgis_landcover.core.image_reader import GdalReader
-    from qgis_landcover.core.normalization import Normalizer
-    from qgis_landcover.core.onnx_session import load_session
-    from qgis_landcover.core.tiling import plan_tiles
+    from qgis_landcover.core.inference.classify import effective_batch_size, iter_batches
+    from qgis_landcover.core.inference.image_reader import GdalReader
+    from qgis_landcover.core.inference.normalization import Normalizer
+    from qgis_landcover.core.inference.session import load_session
+    from qgis_landcover.core.inference.tiling import plan_tiles
 
     session = load_session(args.model, args.device)
     contract = session.contract
@@ -231,7 +231,7 @@ def run_worker(kind: str, **values: Any) -> dict[str, Any]:
 
 
 def main() -> int:
-    from qgis_landcover.core.tiling import DEFAULT_STRIPE_WIDTH
+    from qgis_landcover.core.inference.tiling import DEFAULT_STRIPE_WIDTH
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="VRT side in pixels")

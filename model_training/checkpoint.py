@@ -11,7 +11,7 @@ from typing import Any
 import torch
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.raster_io import atomic_output
+from qgis_landcover.core.files.atomic import atomic_output
 
 LAST = "last.pt"
 BEST = "best.pt"

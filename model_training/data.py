@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Training pairs (image raster + label raster) and windowed reads from them.
 
-A pair is read through windows with GDAL (:mod:`qgis_landcover.core.raster_io`), so a
+A pair is read through windows with GDAL (:mod:`qgis_landcover.core.raster.reading`), so a
 raster of any size costs only the window's memory; ``cache=True`` loads the pair's
 area once per process instead. When the label grid differs from the image grid, the
 labels are warped onto the image grid (nearest neighbour) on the fly. The project's
@@ -22,8 +22,9 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.grid import Window
-from qgis_landcover.core.raster_io import (
+from qgis_landcover.core.inference.tiling import reflect_pad
+from qgis_landcover.core.raster.grid import Window
+from qgis_landcover.core.raster.reading import (
     band_nodata,
     check_band,
     open_raster,
@@ -32,7 +33,6 @@ from qgis_landcover.core.raster_io import (
     same_grid,
     warp_to_grid,
 )
-from qgis_landcover.core.tiling import reflect_pad
 
 from .labels import IGNORE_INDEX, LabelMapper
 

@@ -38,12 +38,13 @@ from onnx import numpy_helper
 from torch import nn
 
 from qgis_landcover.core.errors import InputError, LandcoverError
-from qgis_landcover.core.model_contract import ModelContract, read_contract, write_metadata
-from qgis_landcover.core.raster_io import atomic_output
+from qgis_landcover.core.files.atomic import atomic_output
+from qgis_landcover.core.models.contract import ModelContract, read_contract
 
 from .checkpoint import BEST, LAST, load_checkpoint
-from .cntk_model import CenterCrop
+from .cntk.model import CenterCrop
 from .config import Config, config_from_dict
+from .onnx_metadata import write_metadata
 from .unet import UNet
 
 INPUT_NAME = "image"

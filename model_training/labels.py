@@ -2,7 +2,7 @@
 """Label raster values -> training targets (output-channel indices), with an ignore
 index for no data, missing labels and values that are not a class.
 
-The remap itself is the plugin core's (:mod:`qgis_landcover.core.remap`): values it
+The remap itself is the plugin core's (:mod:`qgis_landcover.core.accuracy.remap`): values it
 does not list keep their own value, so ``{5: 4, 6: 4}`` turns the Chesapeake 7-class
 set into the 2018 model's 4 classes.
 """
@@ -13,8 +13,8 @@ from collections.abc import Iterable, Mapping
 
 import numpy as np
 
+from qgis_landcover.core.accuracy.remap import apply_remap, parse_remap
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.remap import apply_remap, parse_remap
 
 IGNORE_INDEX = 255
 """Target value of pixels that count neither in the loss nor in the metrics."""

@@ -10,7 +10,7 @@ import numpy as np
 import torch
 import torch.utils.data
 
-from qgis_landcover.core.normalization import Normalizer
+from qgis_landcover.core.inference.normalization import Normalizer
 
 from .augment import augment
 from .config import AugmentConfig

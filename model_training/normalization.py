@@ -1,7 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Statistics of the training data: per-band mean / std for the input standardisation
 (written into the model metadata, and applied in training by the plugin core's own
-:class:`~qgis_landcover.core.normalization.Normalizer`, so training and inference
+:class:`~qgis_landcover.core.inference.normalization.Normalizer`, so training and inference
 normalise identically) and class pixel counts for the loss weights."""
 
 from __future__ import annotations
@@ -12,7 +12,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.grid import Window
+from qgis_landcover.core.raster.grid import Window
 
 from .data import PairSource, read_patch
 from .labels import IGNORE_INDEX

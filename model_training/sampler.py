@@ -17,7 +17,7 @@ from dataclasses import dataclass
 import numpy as np
 import torch.utils.data
 
-from qgis_landcover.core.grid import Window, iter_windows
+from qgis_landcover.core.raster.grid import Window, iter_windows
 
 from .data import PairSource, read_patch
 from .labels import IGNORE_INDEX

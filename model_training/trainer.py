@@ -26,10 +26,10 @@ import torch
 from torch import nn
 from torch.nn.parallel import DistributedDataParallel
 
-from qgis_landcover.core.accuracy import accuracy_statistics
-from qgis_landcover.core.confusion import ConfusionMatrix
+from qgis_landcover.core.accuracy.confusion import ConfusionMatrix
+from qgis_landcover.core.accuracy.statistics import accuracy_statistics
 from qgis_landcover.core.errors import InputError, LandcoverError
-from qgis_landcover.core.normalization import Normalizer
+from qgis_landcover.core.inference.normalization import Normalizer
 
 from . import distributed
 from .checkpoint import BEST, LAST, load_checkpoint, model_weights, save_checkpoint

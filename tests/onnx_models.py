@@ -17,7 +17,7 @@ import numpy as np
 import onnx
 from onnx import TensorProto, helper, numpy_helper
 
-from qgis_landcover.core.model_contract import ModelContract
+from qgis_landcover.core.models.contract import ModelContract
 
 OPSET = 17
 

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:agreement``: confusion matrix and accuracy statistics of a classified
-raster against a reference raster (:mod:`qgis_landcover.core.agreement`)."""
+raster against a reference raster (:mod:`qgis_landcover.core.accuracy.agreement`)."""
 
 from __future__ import annotations
 
@@ -19,9 +19,9 @@ from qgis.core import (
     QgsProcessingParameterString,
 )
 
-from ..core.accuracy_report import agreement_html, write_html, write_json, write_matrix_csv
-from ..core.agreement import assess_agreement
-from ..core.remap import FILE_SUFFIXES, parse_class_names, parse_remap, parse_values
+from ..core.accuracy.agreement import assess_agreement
+from ..core.accuracy.remap import FILE_SUFFIXES, parse_class_names, parse_remap, parse_values
+from ..core.accuracy.reports import agreement_html, write_html, write_json, write_matrix_csv
 from .base import (
     FeedbackProgress,
     LandcoverAlgorithm,

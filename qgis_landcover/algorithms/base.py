@@ -26,8 +26,8 @@ from qgis.core import (
 )
 
 from ..core.errors import InputError, LandcoverError
-from ..core.input_files import Input, Output, check_outputs, local_file
-from ..core.raster_io import open_raster
+from ..core.files.inputs import Input, Output, check_outputs, local_file
+from ..core.raster.reading import open_raster
 
 
 @contextmanager
@@ -289,7 +289,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         outputs: Iterable[tuple[str, str | None, bool]],
     ) -> None:
         """Raise ``QgsProcessingException`` when an output would overwrite a file an
-        input reads (:func:`~qgis_landcover.core.input_files.check_outputs`).
+        input reads (:func:`~qgis_landcover.core.files.inputs.check_outputs`).
 
         Args:
             inputs: (parameter name, data source) pairs.

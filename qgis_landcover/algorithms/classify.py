@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:classify``: run a U-Net (ONNX) over a raster layer and an extent into a
-styled land-cover GeoTIFF (:mod:`qgis_landcover.core.classify`).
+styled land-cover GeoTIFF (:mod:`qgis_landcover.core.inference.classify`).
 
 Layers GDAL can read (GeoTIFF, VRT mosaics, COGs, ...) are read by the core with GDAL
 windows. Other layers (WMS / XYZ imagery, ...) are read through their QGIS data
@@ -41,23 +41,23 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from ..core.band_mapping import BandInfo, map_bands
-from ..core.classified_output import OutputPaths, qml_path
-from ..core.classify import (
+from ..core.errors import InputError
+from ..core.inference.band_mapping import BandInfo, map_bands
+from ..core.inference.classified_output import OutputPaths, qml_path
+from ..core.inference.classify import (
     ClassifyOptions,
     ClassifyResult,
     checked_tile_size,
     classify,
     run_pipeline,
 )
-from ..core.errors import InputError
-from ..core.grid import Bounds, Grid, Window
-from ..core.image_reader import validity
-from ..core.model_grid import metres_per_unit, plan_model_grid
-from ..core.model_input import parse_value_range
-from ..core.onnx_session import DEVICES, ModelSession, load_session
+from ..core.inference.image_reader import validity
+from ..core.inference.model_grid import metres_per_unit, plan_model_grid
+from ..core.inference.model_input import parse_value_range
+from ..core.inference.session import DEVICES, ModelSession, load_session
+from ..core.inference.tiling import MAX_OVERLAP_PERCENT
 from ..core.progress import Progress
-from ..core.tiling import MAX_OVERLAP_PERCENT
+from ..core.raster.grid import Bounds, Grid, Window
 from .base import (
     FeedbackProgress,
     LandcoverAlgorithm,
@@ -139,7 +139,7 @@ def provider_grid(layer: QgsRasterLayer, resolution_m: float, bounds: Bounds | N
 
 
 class ProviderReader:
-    """:class:`~qgis_landcover.core.image_reader.ImageReader` over a QGIS raster data
+    """:class:`~qgis_landcover.core.inference.image_reader.ImageReader` over a QGIS raster data
     provider: each window is requested with ``QgsRasterDataProvider.block`` at the
     grid's resolution (the provider resamples or renders). Use it from one thread."""
 

@@ -33,10 +33,12 @@ from qgis.core import (
 from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
-from ..core.download import DownloadOptions, file_sha256, format_bytes
 from ..core.errors import InputError
-from ..core.model_catalog import BUILTIN_CATALOGUE, load_catalogue, resolve_model
-from ..core.raster_io import atomic_output
+from ..core.files.atomic import atomic_output
+from ..core.files.checksum import file_sha256
+from ..core.models.catalogue import BUILTIN_CATALOGUE, load_catalogue, resolve_model
+from ..core.models.download import DownloadOptions
+from ..core.units import format_bytes
 from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
 
 CACHE_DIR_SETTING = "landcover/model_cache_dir"
@@ -105,7 +107,7 @@ def resolve_model_in_qgis(
     time_limit: float | None = DownloadOptions.time_limit,
     stall_timeout: float = DownloadOptions.read_timeout,
 ) -> Path:
-    """:func:`~qgis_landcover.core.model_catalog.resolve_model` with QGIS's settings:
+    """:func:`~qgis_landcover.core.models.catalogue.resolve_model` with QGIS's settings:
     cache folder, proxy and catalogues; download progress drives ``feedback``.
 
     Args:

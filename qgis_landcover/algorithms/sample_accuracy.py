@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:sample_accuracy``: area-adjusted accuracy and class areas from validation
-points (Olofsson et al. 2014; :mod:`qgis_landcover.core.sample_accuracy`)."""
+points (Olofsson et al. 2014; :mod:`qgis_landcover.core.accuracy.sample_accuracy`)."""
 
 from __future__ import annotations
 
@@ -23,8 +23,8 @@ from qgis.core import (
     QgsWkbTypes,
 )
 
-from ..core.accuracy_report import area_html, write_html, write_json
-from ..core.sample_accuracy import assess_sample_accuracy
+from ..core.accuracy.reports import area_html, write_html, write_json
+from ..core.accuracy.sample_accuracy import assess_sample_accuracy
 from .agreement import (
     add_class_parameters,
     class_arguments,

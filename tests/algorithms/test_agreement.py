@@ -241,7 +241,7 @@ def test_ignore_none_counts_class_zero(run_algorithm: Run, tmp_path: Path) -> No
 
 
 def test_each_side_has_its_own_nodata(run_algorithm: Run, tmp_path: Path) -> None:
-    from ..core.test_agreement import (
+    from ..core.accuracy.test_agreement import (
         OWN_NODATA_AGREEMENT,
         OWN_NODATA_CLASSIFIED,
         OWN_NODATA_MATRIX,

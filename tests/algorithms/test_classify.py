@@ -28,13 +28,13 @@ from qgis_landcover.algorithms.classify import (
     ClassifyAlgorithm,
     classify_with_provider,
 )
-from qgis_landcover.core.classified_output import OutputPaths
-from qgis_landcover.core.classify import ClassifyOptions
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.grid import Grid
-from qgis_landcover.core.onnx_session import clear_session_cache, load_session
+from qgis_landcover.core.inference.classified_output import OutputPaths
+from qgis_landcover.core.inference.classify import ClassifyOptions
+from qgis_landcover.core.inference.session import clear_session_cache, load_session
 from qgis_landcover.core.progress import NullProgress
-from qgis_landcover.core.raster_io import raster_grid
+from qgis_landcover.core.raster.grid import Grid
+from qgis_landcover.core.raster.reading import raster_grid
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
@@ -219,7 +219,7 @@ def test_output_opens_styled_with_class_names(
 
 
 def test_styler_applies_the_qml(tmp_path: Path, naip: Path, model: Path) -> None:
-    from qgis_landcover.core.classify import classify
+    from qgis_landcover.core.inference.classify import classify
 
     classify(naip, tmp_path / "out.tif", model)
     layer = QgsRasterLayer(str(tmp_path / "out.tif"), "out")
@@ -231,7 +231,7 @@ def test_styler_applies_the_qml(tmp_path: Path, naip: Path, model: Path) -> None
 
 
 def test_provider_block_path_equals_the_gdal_path(tmp_path: Path, naip: Path, model: Path) -> None:
-    from qgis_landcover.core.classify import classify
+    from qgis_landcover.core.inference.classify import classify
 
     layer = QgsRasterLayer(str(naip), "naip")
     assert layer.isValid()

@@ -36,11 +36,11 @@ from qgis_landcover.algorithms.download_model import (
     qgis_model_cache_dir,
     qgis_proxies,
 )
-from qgis_landcover.core.model_contract import read_contract
+from qgis_landcover.core.models.contract import read_contract
 
 from ..conftest import QGIS_PROCESS, qgis_process_json
-from ..core.test_download import ModelServer, serve, sha
-from ..core.test_model_catalog import contract_model
+from ..core.models.test_catalogue import contract_model
+from ..core.models.test_download import ModelServer, serve, sha
 from ..onnx_models import contract_for
 
 Run = Callable[..., dict[str, Any]]

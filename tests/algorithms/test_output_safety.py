@@ -22,7 +22,7 @@ import pytest
 from osgeo import gdal, ogr, osr
 from qgis.core import QgsProcessingException
 
-from qgis_landcover.core.onnx_session import clear_session_cache
+from qgis_landcover.core.inference.session import clear_session_cache
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model

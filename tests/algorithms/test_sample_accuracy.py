@@ -15,7 +15,7 @@ from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLa
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.algorithms.sample_accuracy import class_code
-from qgis_landcover.core.area_estimation import area_adjusted_accuracy
+from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
 
 from ..conftest import DATA
 

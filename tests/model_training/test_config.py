@@ -26,7 +26,7 @@ def test_shipped_configs_load(name: str) -> None:
 
 
 def test_compared_configs_share_the_split_and_report_the_last_weights() -> None:
-    # model_training/EVALUATION.md compares these runs on the same held-out column.
+    # model_training/release/EVALUATION.md compares these runs on the same held-out column.
     finetune = load_config(CONFIGS / "finetune_2018.yaml")
     scratch = load_config(CONFIGS / "scratch_unet.yaml")
     demo = load_config(CONFIGS / "demo_cpu.yaml")
@@ -36,7 +36,7 @@ def test_compared_configs_share_the_split_and_report_the_last_weights() -> None:
     assert train["image"] == val["image"] and train["label"] == val["label"]
     assert train["window"] == [0, 0, 768, 512] and val["window"] == [768, 0, 256, 512]
     assert finetune.train.best_metric == scratch.train.best_metric == "none"
-    assert finetune.model.architecture == "model_training.cntk_model:azure2018_for_training"
+    assert finetune.model.architecture == "model_training.cntk.model:azure2018_for_training"
     assert (ROOT / finetune.model.options["weights"]).is_file()
     # The 2018 network's training crop, and the tile the plugin feeds it.
     assert finetune.model.output_margin == 64 and finetune.export.tile_size == 256

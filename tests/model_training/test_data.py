@@ -22,7 +22,7 @@ from model_training.data import (
 )
 from model_training.labels import IGNORE_INDEX, LabelMapper
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.grid import Window
+from qgis_landcover.core.raster.grid import Window
 
 from .tiny import MOSAIC_IMAGE, MOSAIC_LABELS, patch
 

@@ -15,11 +15,11 @@ import torch
 from model_training.config import load_config
 from model_training.export import ExportError, build_contract, build_model, export_onnx
 from model_training.unet import UNet, count_parameters
-from qgis_landcover.core.classify import ClassifyOptions, classify
-from qgis_landcover.core.model_contract import ModelContract, read_contract
-from qgis_landcover.core.normalization import Normalizer
-from qgis_landcover.core.onnx_session import load_session
-from qgis_landcover.core.raster_io import open_raster, read_window
+from qgis_landcover.core.inference.classify import ClassifyOptions, classify
+from qgis_landcover.core.inference.normalization import Normalizer
+from qgis_landcover.core.inference.session import load_session
+from qgis_landcover.core.models.contract import ModelContract, read_contract
+from qgis_landcover.core.raster.reading import open_raster, read_window
 
 from .tiny import MOSAIC_IMAGE, patch, tiny_config
 

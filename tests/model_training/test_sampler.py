@@ -10,7 +10,7 @@ import pytest
 from model_training.data import PairSpec, RasterPair
 from model_training.labels import IGNORE_INDEX, LabelMapper
 from model_training.sampler import PatchSampler, validation_windows
-from qgis_landcover.core.grid import Window
+from qgis_landcover.core.raster.grid import Window
 
 from .tiny import LOWRES, MOSAIC_IMAGE, MOSAIC_LABELS
 

@@ -20,9 +20,9 @@ from model_training.config import OptimConfig, load_config
 from model_training.export import build_model
 from model_training.trainer import lr_factor, resolve_amp, run
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.model_contract import read_contract
-from qgis_landcover.core.normalization import Normalizer
-from qgis_landcover.core.onnx_session import load_session
+from qgis_landcover.core.inference.normalization import Normalizer
+from qgis_landcover.core.inference.session import load_session
+from qgis_landcover.core.models.contract import read_contract
 
 from .tiny import patch, run_training, tiny_config
 
