@@ -20,9 +20,17 @@ from osgeo import gdal, osr
 from ..errors import InputError
 from ..files.atomic import atomic_output
 from ..progress import NullProgress, Progress, check_cancelled
-from ..raster.block_stream import TARGET_PIXELS, aligned_windows, read_ahead
 from ..raster.class_raster import ClassBand, crs_name, open_class_band
-from ..raster.grid import Bounds, Grid, Window, format_bounds, intersect_bounds
+from ..raster.grid import (
+    TARGET_PIXELS,
+    Bounds,
+    Grid,
+    Window,
+    aligned_windows,
+    format_bounds,
+    intersect_bounds,
+)
+from ..raster.read_ahead import read_windows_ahead
 from ..raster.reading import same_crs, warp_to_grid
 from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 from ..raster.writing import create_geotiff, hex_to_rgb, write_qml_paletted
@@ -354,7 +362,7 @@ def _stream(
     cancel once per block."""
     done = 0
     total = max(1, window.width * window.height)
-    for part, (classified_block, reference_block) in read_ahead(readers, parts):
+    for part, (classified_block, reference_block) in read_windows_ahead(readers, parts):
         check_cancelled(progress)
         consume(part, classified_block, reference_block)
         done += part.width * part.height

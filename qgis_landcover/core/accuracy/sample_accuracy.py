@@ -17,9 +17,9 @@ import numpy as np
 
 from ..errors import InputError
 from ..progress import NullProgress, Progress, check_cancelled
-from ..raster.block_stream import TARGET_PIXELS, aligned_windows, read_ahead
 from ..raster.class_raster import ClassBand, area_units, crs_name, open_class_band
-from ..raster.grid import Grid, format_bounds
+from ..raster.grid import TARGET_PIXELS, Grid, aligned_windows, format_bounds
+from ..raster.read_ahead import read_windows_ahead
 from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 from .area_estimation import area_adjusted_accuracy
 from .confusion import ClassCounts, ConfusionMatrix
@@ -55,7 +55,7 @@ def count_and_sample(
     values = np.zeros(len(rows), dtype=np.int64)
     parts = aligned_windows(grid.full_window, classified.block_size, target_pixels)
     done = 0
-    for part, (block,) in read_ahead([classified.read], parts):
+    for part, (block,) in read_windows_ahead([classified.read], parts):
         check_cancelled(progress)
         counter.update(block)
         inside = (

@@ -2,7 +2,9 @@
 """Pixel grids and windows: the geometry shared by every windowed read and write.
 
 A :class:`Grid` is a north-up raster grid (CRS, affine geotransform, size in pixels);
-a :class:`Window` is a rectangle of pixels on it, like rasterio's windows.
+a :class:`Window` is a rectangle of pixels on it, like rasterio's windows. Windows
+cover a raster in blocks (:func:`iter_windows`) or in large windows whose edges fall on
+the raster's own blocks, so GDAL decodes each block once (:func:`aligned_windows`).
 """
 
 from __future__ import annotations
@@ -122,6 +124,49 @@ def iter_windows(width: int, height: int, block_width: int, block_height: int) -
     for row in range(0, height, block_height):
         for col in range(0, width, block_width):
             yield Window(col, row, min(block_width, width - col), min(block_height, height - row))
+
+
+TARGET_PIXELS = 1 << 20
+"""Pixels per window (about a million): large enough to amortise per-window overheads,
+small enough that temporaries stay in the tens of megabytes and that windows of one
+value throughout (nodata margins) are common enough to skip (see ``ConfusionMatrix``)."""
+
+
+def _span(offset: int, length: int, block: int, step: int) -> Iterator[tuple[int, int]]:
+    """(start, size) pieces of ``[offset, offset + length)`` that end on multiples of
+    ``block`` and span ``step`` pixels (a multiple of ``block``), except the first and
+    last pieces, which may be shorter."""
+    stop = offset + length
+    start = offset
+    while start < stop:
+        # The first piece may be short so that the following ones start on a block edge.
+        end = min(stop, (start // block) * block + step)
+        yield start, end - start
+        start = end
+
+
+def aligned_windows(
+    window: Window, block_size: tuple[int, int], target_pixels: int = TARGET_PIXELS
+) -> list[Window]:
+    """Cover ``window`` with windows of about ``target_pixels`` whose edges fall on the
+    raster's block grid (``block_size`` = (block width, block height) in pixels).
+
+    Full-width strips when a strip of one block row is small enough, else tiles of
+    whole blocks. Row-major order.
+    """
+    block_width, block_height = max(1, block_size[0]), max(1, block_size[1])
+    if window.width * block_height <= target_pixels:
+        rows = max(block_height, (target_pixels // window.width) // block_height * block_height)
+        columns = [(window.col_off, window.width)]
+    else:
+        rows = block_height
+        cols = max(block_width, (target_pixels // block_height) // block_width * block_width)
+        columns = list(_span(window.col_off, window.width, block_width, cols))
+    return [
+        Window(col, row, width, height)
+        for row, height in _span(window.row_off, window.height, block_height, rows)
+        for col, width in columns
+    ]
 
 
 def intersect_bounds(a: Bounds, b: Bounds) -> Bounds | None:

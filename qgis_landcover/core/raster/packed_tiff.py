@@ -64,7 +64,7 @@ class PackedTiffBand:
         self._blocks_y = math.ceil(self.height / self.block_height)
         self._locations: dict[tuple[int, int], tuple[int, int]] = {}
         self._recent: dict[bytes, np.ndarray] = {}
-        # One reader serves one thread at a time (see block_stream.read_ahead), so a
+        # One reader serves one thread at a time (see read_ahead.read_windows_ahead), so a
         # plain file with seek + read is safe (os.pread does not exist on Windows).
         self._file = open(path, "rb", buffering=0)  # noqa: SIM115 - closed in __del__
 

@@ -15,8 +15,6 @@ from qgis_landcover.core.accuracy.agreement import assess_agreement
 from qgis_landcover.core.accuracy.confusion import AGREE, DISAGREE, IGNORED
 from qgis_landcover.core.errors import CancelledError, InputError
 from qgis_landcover.core.progress import NullProgress
-from qgis_landcover.core.raster.block_stream import aligned_windows, read_ahead
-from qgis_landcover.core.raster.grid import Window
 
 from ...conftest import DATA, TEST_DATA
 
@@ -368,29 +366,3 @@ def test_cancel_leaves_no_output(tmp_path: Path) -> None:
             target_pixels=1024 * 64,
         )
     assert list(tmp_path.iterdir()) == []
-
-
-def test_aligned_windows_cover_the_window_on_block_edges() -> None:
-    window = Window(100, 70, 1000, 900)
-    parts = aligned_windows(window, (256, 256), target_pixels=1000 * 512)
-    covered = np.zeros((1200, 1200), dtype=int)
-    for part in parts:
-        covered[
-            part.row_off : part.row_off + part.height, part.col_off : part.col_off + part.width
-        ] += 1
-    assert covered[70:970, 100:1100].min() == 1 and covered.sum() == 1000 * 900
-    # Strips of 512 rows (two block rows) whose edges after the first fall on blocks.
-    assert [(p.row_off, p.height) for p in parts] == [(70, 442), (512, 458)]
-    assert all(p.col_off == 100 and p.width == 1000 for p in parts)
-    # A very wide window is cut into tiles of whole blocks instead.
-    wide = aligned_windows(Window(0, 0, 100_000, 600), (512, 512), target_pixels=1 << 20)
-    assert all(p.width <= 2048 and p.col_off % 512 == 0 for p in wide)
-    assert sum(p.width * p.height for p in wide) == 100_000 * 600
-
-
-def test_read_ahead_keeps_order() -> None:
-    windows = [Window(0, row, 1, 1) for row in range(10)]
-    seen = [(w.row_off, a[0], b[0]) for w, (a, b) in read_ahead(
-        [lambda w: np.array([w.row_off]), lambda w: np.array([-w.row_off])], windows
-    )]  # fmt: skip
-    assert seen == [(r, r, -r) for r in range(10)]

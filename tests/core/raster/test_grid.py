@@ -1,10 +1,17 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 from __future__ import annotations
 
+import numpy as np
 import pytest
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.raster.grid import Grid, Window, intersect_bounds, iter_windows
+from qgis_landcover.core.raster.grid import (
+    Grid,
+    Window,
+    aligned_windows,
+    intersect_bounds,
+    iter_windows,
+)
 
 GRID = Grid("", (1000.0, 2.0, 0.0, 5000.0, 0.0, -2.0), 100, 50)
 
@@ -48,3 +55,21 @@ def test_intersect_bounds() -> None:
 def test_rotated_grid_is_refused() -> None:
     with pytest.raises(InputError, match="Rotated"):
         Grid("", (0.0, 1.0, 0.5, 0.0, 0.0, -1.0), 10, 10)
+
+
+def test_aligned_windows_cover_the_window_on_block_edges() -> None:
+    window = Window(100, 70, 1000, 900)
+    parts = aligned_windows(window, (256, 256), target_pixels=1000 * 512)
+    covered = np.zeros((1200, 1200), dtype=int)
+    for part in parts:
+        covered[
+            part.row_off : part.row_off + part.height, part.col_off : part.col_off + part.width
+        ] += 1
+    assert covered[70:970, 100:1100].min() == 1 and covered.sum() == 1000 * 900
+    # Strips of 512 rows (two block rows) whose edges after the first fall on blocks.
+    assert [(p.row_off, p.height) for p in parts] == [(70, 442), (512, 458)]
+    assert all(p.col_off == 100 and p.width == 1000 for p in parts)
+    # A very wide window is cut into tiles of whole blocks instead.
+    wide = aligned_windows(Window(0, 0, 100_000, 600), (512, 512), target_pixels=1 << 20)
+    assert all(p.width <= 2048 and p.col_off % 512 == 0 for p in wide)
+    assert sum(p.width * p.height for p in wide) == 100_000 * 600
