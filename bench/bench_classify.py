@@ -133,7 +133,7 @@ def bench_model(choice: str, folder: Path) -> tuple[Path, str]:
 
 def tile_plan(model: Path, side: int, tile_size: int) -> Any:
     """The tile plan of a ``side`` x ``side`` extent for ``model`` (no stripes)."""
-    from qgis_landcover.core.inference.tiling import plan_tiles
+    from qgis_landcover.core.inference.tile_plan import plan_tiles
     from qgis_landcover.core.models.contract import read_contract
 
     contract = read_contract(model)
@@ -185,7 +185,7 @@ def worker_model_only(args: argparse.Namespace) -> dict[str, Any]:
     from qgis_landcover.core.inference.image_reader import GdalReader
     from qgis_landcover.core.inference.normalization import Normalizer
     from qgis_landcover.core.inference.session import load_session
-    from qgis_landcover.core.inference.tiling import plan_tiles
+    from qgis_landcover.core.inference.tile_plan import plan_tiles
 
     session = load_session(args.model, args.device)
     contract = session.contract
@@ -231,7 +231,7 @@ def run_worker(kind: str, **values: Any) -> dict[str, Any]:
 
 
 def main() -> int:
-    from qgis_landcover.core.inference.tiling import DEFAULT_STRIPE_WIDTH
+    from qgis_landcover.core.inference.tile_plan import DEFAULT_STRIPE_WIDTH
 
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--size", type=int, default=8192, help="VRT side in pixels")

@@ -22,7 +22,7 @@ import numpy as np
 from osgeo import gdal
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.inference.tiling import reflect_pad
+from qgis_landcover.core.inference.tile_plan import reflect_pad
 from qgis_landcover.core.raster.grid import Window
 from qgis_landcover.core.raster.reading import (
     band_nodata,

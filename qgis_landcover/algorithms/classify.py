@@ -55,7 +55,7 @@ from ..core.inference.image_reader import validity
 from ..core.inference.model_grid import metres_per_unit, plan_model_grid
 from ..core.inference.model_input import parse_value_range
 from ..core.inference.session import DEVICES, ModelSession, load_session
-from ..core.inference.tiling import MAX_OVERLAP_PERCENT
+from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
 from ..core.progress import Progress
 from ..core.raster.grid import Bounds, Grid, Window
 from .base import (

@@ -9,7 +9,7 @@ The pipeline, for an extent of any size at bounded memory:
    and groups them into batches; tiles without a valid pixel are skipped, not run;
 2. the calling thread runs the model on each batch (ONNX Runtime releases the GIL),
    checks for cancel and reports progress;
-3. a writer thread blends the overlapping tile scores (:mod:`.tiling`) and writes
+3. a writer thread blends the overlapping tile scores (:mod:`.blending`) and writes
    finished rows (:mod:`.classified_output`).
 
 The queues between the stages hold at most two batches each, so peak memory depends on
@@ -57,11 +57,11 @@ from .model_grid import ModelGrid, plan_model_grid
 from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .session import CPU, ModelSession, load_session
-from .tiling import (
+from .blending import StripeBlender
+from .tile_plan import (
     DEFAULT_STRIPE_WIDTH,
     MAX_OVERLAP_PERCENT,
     Stripe,
-    StripeBlender,
     TilePlan,
     plan_tiles,
 )
@@ -569,8 +569,8 @@ def tile_size_for_window(
 
 def planned_overlap(session: ModelSession, requested: float | None, progress: Progress) -> float:
     """The overlap between output tiles, percent: ``requested`` (checked by
-    :func:`~.tiling.plan_tiles`), else the model's metadata ``tiles_overlap``, used at
-    :data:`~.tiling.MAX_OVERLAP_PERCENT` when it is larger."""
+    :func:`~.tile_plan.plan_tiles`), else the model's metadata ``tiles_overlap``, used at
+    :data:`~.tile_plan.MAX_OVERLAP_PERCENT` when it is larger."""
     if requested is not None:
         return requested
     overlap = session.contract.tiles_overlap_percent

@@ -21,7 +21,7 @@ from ..errors import InputError
 from ..raster.grid import Grid, Window
 from ..raster.reading import band_nodata, raster_grid, read_window
 from .band_mapping import BandInfo
-from .tiling import reflect_pad
+from .tile_plan import reflect_pad
 
 gdal.UseExceptions()
 

@@ -31,7 +31,7 @@ from qgis_landcover.core.inference.session import (
     clear_session_cache,
     load_session,
 )
-from qgis_landcover.core.inference.tiling import plan_tiles
+from qgis_landcover.core.inference.tile_plan import plan_tiles
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Grid, Window
 from qgis_landcover.core.raster.reading import raster_grid, same_grid
