@@ -12,129 +12,25 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
-    QgsProcessingParameterString,
 )
 
 from ..core.accuracy.agreement import assess_agreement
-from ..core.accuracy.remap import FILE_SUFFIXES, parse_class_names, parse_remap, parse_values
 from ..core.accuracy.reports import agreement_html, write_html, write_json, write_matrix_csv
-from .base import (
-    FeedbackProgress,
-    LandcoverAlgorithm,
-    RasterFileParameter,
-    RasterInput,
-    core_errors,
+from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, class_input_files
+from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.parameters import (
+    EXTENT_POLICY_HELP,
+    check_no_overwrite,
+    extent_bounds,
+    optional_band,
+    optional_file_output,
+    optional_layer_output,
 )
-
-REMAP_HELP = (
-    "Optional. Pairs 'value:new value' separated by commas, e.g. '5:4,6:4,15:0'; values "
-    "not listed keep their value. Also accepts the path of a .csv file (two columns: "
-    'value, new value) or a .json file ({"5": 4, ...}).'
-)
-IGNORE_HELP = (
-    "Class values left out on both sides, compared after the remaps, e.g. '0, 15'. Each "
-    "layer's own nodata value is always left out as well. 'none' (or empty) leaves out "
-    "nothing else."
-)
-NAMES_HELP = (
-    "Optional. Class names as 'value:name' pairs, e.g. '1:Water,2:Tree canopy', or a "
-    ".csv / .json file. Default: the classified layer's category names (colour table), "
-    "or the reference's when the classified side is remapped."
-)
-
-
-def raster_path(
-    algorithm: LandcoverAlgorithm,
-    parameters: dict[str, Any],
-    name: str,
-    context: QgsProcessingContext,
-) -> RasterInput:
-    """The raster of parameter ``name``, which must be one GDAL reads."""
-    raster = algorithm.raster_input(parameters, name, context)
-    if raster.layer is not None and raster.provider != "gdal":
-        raise QgsProcessingException(
-            f"{raster.layer.name()} is not a file-based raster (provider {raster.provider}); "
-            "save it as a GeoTIFF first."
-        )
-    return raster
-
-
-def optional_band(
-    algorithm: LandcoverAlgorithm,
-    parameters: dict[str, Any],
-    name: str,
-    context: QgsProcessingContext,
-) -> int | None:
-    """The band number of an optional band parameter, ``None`` when not set."""
-    if parameters.get(name) in (None, ""):
-        return None
-    return algorithm.parameterAsInt(parameters, name, context) or None
-
-
-def optional_output(
-    algorithm: LandcoverAlgorithm,
-    parameters: dict[str, Any],
-    name: str,
-    context: QgsProcessingContext,
-) -> str | None:
-    """The path of an optional file destination, ``None`` when it is skipped."""
-    if parameters.get(name) in (None, ""):
-        return None
-    path = algorithm.parameterAsFileOutput(parameters, name, context)
-    return path or None
-
-
-def add_class_parameters(algorithm: LandcoverAlgorithm) -> None:
-    """The remap, ignore and class-name parameters both accuracy algorithms share."""
-    for name, label, target in (
-        ("CLASSIFIED_REMAP", "Remap classified values", "classification"),
-        ("REFERENCE_REMAP", "Remap reference values", "reference"),
-    ):
-        remap = QgsProcessingParameterString(name, label, optional=True)
-        remap.setHelp(f"Values of the {target} to replace before comparing. {REMAP_HELP}")
-        algorithm.addParameter(remap)
-    ignore = QgsProcessingParameterString(
-        "IGNORE_VALUES", "Ignore values", defaultValue="0", optional=True
-    )
-    ignore.setHelp(IGNORE_HELP)
-    algorithm.addParameter(ignore)
-    names = QgsProcessingParameterString("CLASS_NAMES", "Class names", optional=True)
-    names.setHelp(NAMES_HELP)
-    names.setFlags(names.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
-    algorithm.addParameter(names)
-
-
-def input_files(
-    algorithm: LandcoverAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext
-) -> list[tuple[str, str]]:
-    """(parameter, file) of the shared class parameters given as .csv / .json files:
-    inputs no output may overwrite."""
-    texts = {
-        name: algorithm.parameterAsString(parameters, name, context).strip()
-        for name in ("CLASSIFIED_REMAP", "REFERENCE_REMAP", "CLASS_NAMES")
-    }
-    return [(name, text) for name, text in texts.items() if text.lower().endswith(FILE_SUFFIXES)]
-
-
-def class_arguments(
-    algorithm: LandcoverAlgorithm, parameters: dict[str, Any], context: QgsProcessingContext
-) -> dict[str, Any]:
-    """Core keyword arguments from the shared class parameters (raises the core's
-    :class:`InputError` on a remap that does not parse; call inside ``core_errors``)."""
-    text = {
-        name: algorithm.parameterAsString(parameters, name, context)
-        for name in ("CLASSIFIED_REMAP", "REFERENCE_REMAP", "IGNORE_VALUES", "CLASS_NAMES")
-    }
-    return {
-        "classified_remap": parse_remap(text["CLASSIFIED_REMAP"], what="classified remap"),
-        "reference_remap": parse_remap(text["REFERENCE_REMAP"], what="reference remap"),
-        "ignore_values": parse_values(text["IGNORE_VALUES"]),
-        "class_names": parse_class_names(text["CLASS_NAMES"]),
-    }
+from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
+from .base import LandcoverAlgorithm
 
 
 class AgreementAlgorithm(LandcoverAlgorithm):
@@ -205,7 +101,7 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         extent = QgsProcessingParameterExtent(self.EXTENT, "Compare within extent", optional=True)
         extent.setHelp(
             "Optional, in any CRS. Default: the area both rasters cover. The extent is "
-            "snapped outward to the classified raster's pixels."
+            "snapped outward to the classified raster's pixels. " + EXTENT_POLICY_HELP
         )
         self.addParameter(extent)
         add_class_parameters(self)
@@ -257,37 +153,25 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        classified = raster_path(self, parameters, self.CLASSIFIED, context)
-        reference = raster_path(self, parameters, self.REFERENCE, context)
-        extent = None
-        if parameters.get(self.EXTENT) not in (None, ""):
-            rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, classified.crs)
-            if not rectangle.isNull():
-                extent = (
-                    rectangle.xMinimum(),
-                    rectangle.yMinimum(),
-                    rectangle.xMaximum(),
-                    rectangle.yMaximum(),
-                )
+        classified = gdal_raster_input(self, parameters, self.CLASSIFIED, context)
+        reference = gdal_raster_input(self, parameters, self.REFERENCE, context)
+        extent = extent_bounds(self, parameters, self.EXTENT, context, classified.crs)
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
-        json_path = optional_output(self, parameters, self.OUTPUT_JSON, context)
-        csv_path = optional_output(self, parameters, self.OUTPUT_CSV, context)
-        disagreement = None
-        if parameters.get(self.OUTPUT_DISAGREEMENT) not in (None, ""):
-            disagreement = self.parameterAsOutputLayer(
-                parameters, self.OUTPUT_DISAGREEMENT, context
+        json_path = optional_file_output(self, parameters, self.OUTPUT_JSON, context)
+        csv_path = optional_file_output(self, parameters, self.OUTPUT_CSV, context)
+        disagreement = optional_layer_output(self, parameters, self.OUTPUT_DISAGREEMENT, context)
+        if disagreement and not disagreement.lower().endswith((".tif", ".tiff")):
+            raise QgsProcessingException(
+                f"The agreement raster is written as GeoTIFF: give it a .tif name "
+                f"(not {disagreement})."
             )
-            if not disagreement.lower().endswith((".tif", ".tiff")):
-                raise QgsProcessingException(
-                    f"The agreement raster is written as GeoTIFF: give it a .tif name "
-                    f"(not {disagreement})."
-                )
 
-        self.check_outputs(
+        check_no_overwrite(
+            self,
             [
                 (self.CLASSIFIED, classified.source),
                 (self.REFERENCE, reference.source),
-                *input_files(self, parameters, context),
+                *class_input_files(self, parameters, context),
             ],
             [
                 (self.OUTPUT_HTML, html, False),
@@ -297,7 +181,7 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             ],
         )
         with core_errors():
-            result = assess_agreement(
+            report = assess_agreement(
                 classified.source,
                 reference.source,
                 classified_band=optional_band(self, parameters, self.CLASSIFIED_BAND, context),
@@ -307,26 +191,26 @@ class AgreementAlgorithm(LandcoverAlgorithm):
                 progress=FeedbackProgress(feedback),
                 **class_arguments(self, parameters, context),
             )
-            report = result.report
             write_html(html, agreement_html(report))
             if json_path:
-                write_json(json_path, report)
+                write_json(json_path, report.to_json())
             if csv_path:
-                write_matrix_csv(csv_path, report)
+                write_matrix_csv(csv_path, report.statistics)
 
+        statistics = report.statistics
         feedback.pushInfo(
-            f"Observations {report['observations']:,}, overall accuracy "
-            f"{_format(report['overall_accuracy'])}, kappa {_format(report['kappa'])}, "
-            f"mean IoU {_format(report['mean_iou'])}. Report: {html}"
+            f"Observations {statistics.observations:,}, overall accuracy "
+            f"{_format(statistics.overall_accuracy)}, kappa {_format(statistics.kappa.value)}, "
+            f"mean IoU {_format(statistics.mean_iou)}. Report: {html}"
         )
         return {
             self.OUTPUT_HTML: html,
             self.OUTPUT_JSON: json_path,
             self.OUTPUT_CSV: csv_path,
             self.OUTPUT_DISAGREEMENT: disagreement,
-            self.OVERALL_ACCURACY: report["overall_accuracy"],
-            self.KAPPA: report["kappa"],
-            self.MEAN_IOU: report["mean_iou"],
+            self.OVERALL_ACCURACY: statistics.overall_accuracy,
+            self.KAPPA: statistics.kappa.value,
+            self.MEAN_IOU: statistics.mean_iou,
         }
 
 

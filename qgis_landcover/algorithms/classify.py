@@ -12,17 +12,14 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import re
 from pathlib import Path
 from typing import Any, ClassVar
 
 import numpy as np
 from qgis.core import (
     Qgis,
-    QgsCoordinateReferenceSystem,
     QgsMapLayer,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
@@ -58,14 +55,19 @@ from ..core.inference.session import DEVICES, ModelSession, load_session
 from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
 from ..core.progress import Progress
 from ..core.raster.grid import Bounds, Grid, Window
-from .base import (
-    FeedbackProgress,
-    LandcoverAlgorithm,
+from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.model_resolution import resolve_model_in_qgis
+from ..qgis_glue.parameters import (
+    EXTENT_POLICY_HELP,
     NamedEnumParameter,
-    RasterFileParameter,
-    core_errors,
+    band_numbers,
+    check_no_overwrite,
+    enum_string,
+    extent_bounds,
+    optional_layer_output,
 )
-from .download_model import resolve_model_in_qgis
+from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
+from .base import LandcoverAlgorithm
 
 ARGB_TYPES = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
 NUMPY_TYPES = {
@@ -344,7 +346,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
         extent.setHelp(
             "Optional, in any CRS (it is reprojected to the layer's CRS). Default: the whole "
-            "layer. Required for online layers."
+            "layer. Required for online layers. " + EXTENT_POLICY_HELP
         )
         self.addParameter(extent)
         model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
@@ -470,16 +472,16 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        raster = self.raster_input(parameters, self.INPUT, context)
+        raster = raster_input(self, parameters, self.INPUT, context)
         progress = FeedbackProgress(feedback)
-        bounds = self._bounds(parameters, context, raster.crs)
+        bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
         overlap = parameters.get(self.OVERLAP)
         with core_errors():
             input_range = parse_value_range(
                 self.parameterAsString(parameters, self.INPUT_RANGE, context)
             )
         options = ClassifyOptions(
-            device=self.enum_string(parameters, self.DEVICE, context) or "auto",
+            device=enum_string(self, parameters, self.DEVICE, context) or "auto",
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap_percent=(
@@ -490,10 +492,10 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
             input_range=input_range,
         )
-        bands = self._bands(parameters, context)
+        bands = band_numbers(self, parameters, self.BANDS, context)
         output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        probabilities = self._optional_output(parameters, self.OUTPUT_PROBABILITIES, context)
-        confidence = self._optional_output(parameters, self.OUTPUT_CONFIDENCE, context)
+        probabilities = optional_layer_output(self, parameters, self.OUTPUT_PROBABILITIES, context)
+        confidence = optional_layer_output(self, parameters, self.OUTPUT_CONFIDENCE, context)
         outputs = OutputPaths(
             Path(output),
             Path(probabilities) if probabilities else None,
@@ -503,7 +505,8 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             model = resolve_model_in_qgis(
                 self.parameterAsString(parameters, self.MODEL, context), feedback
             )
-            self.check_outputs(
+            check_no_overwrite(
+                self,
                 [(self.INPUT, raster.source), (self.MODEL, str(model))],
                 [
                     (self.OUTPUT, output, True),
@@ -550,50 +553,3 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             self.EXECUTION_PROVIDER: result.execution_provider,
             self.PIXELS_CLASSIFIED: result.pixels_classified,
         }
-
-    def _bounds(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        crs: QgsCoordinateReferenceSystem,
-    ) -> Bounds | None:
-        """The EXTENT parameter in the layer's CRS, or ``None`` for the whole layer."""
-        if parameters.get(self.EXTENT) in (None, ""):
-            return None
-        rectangle = self.parameterAsExtent(parameters, self.EXTENT, context, crs)
-        if rectangle.isNull() or rectangle.isEmpty():
-            return None
-        return (
-            rectangle.xMinimum(),
-            rectangle.yMinimum(),
-            rectangle.xMaximum(),
-            rectangle.yMaximum(),
-        )
-
-    def _bands(self, parameters: dict[str, Any], context: QgsProcessingContext) -> list[int] | None:
-        """The BANDS parameter as band numbers, or ``None`` for automatic. Text may list
-        them separated by commas, semicolons or spaces (``1,2,3,4``): QGIS itself splits
-        text on semicolons only and reads ``1,2,3,4`` as band 0."""
-        value = parameters.get(self.BANDS)
-        values = value if isinstance(value, list | tuple) else [value]
-        if not all(isinstance(v, str | int) and not isinstance(v, bool) for v in values):
-            return self.parameterAsInts(parameters, self.BANDS, context) or None
-        bands = []
-        for item in values:
-            for token in re.split(r"[,;\s]+", str(item).strip()):
-                if not token:
-                    continue
-                if not token.isdigit() or int(token) < 1:
-                    raise QgsProcessingException(
-                        f"BANDS: {token!r} is not a band number; give the layer's band "
-                        "numbers in the model's order, e.g. 1,2,3,4."
-                    )
-                bands.append(int(token))
-        return bands or None
-
-    def _optional_output(
-        self, parameters: dict[str, Any], name: str, context: QgsProcessingContext
-    ) -> str | None:
-        if parameters.get(name) in (None, ""):
-            return None
-        return self.parameterAsOutputLayer(parameters, name, context) or None

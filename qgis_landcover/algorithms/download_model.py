@@ -1,23 +1,19 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:download_model``: fetch a model by catalogue name or URL into the cache.
 
-The module also holds how the plugin resolves a ``MODEL`` string inside QGIS
-(:func:`resolve_model_in_qgis`: QGIS's cache folder, proxy and catalogue settings), so
-``landcover:classify`` resolves URLs and names exactly as this algorithm does.
+The model is resolved as ``landcover:classify`` resolves it
+(:func:`~qgis_landcover.qgis_glue.model_resolution.resolve_model_in_qgis`: QGIS's cache
+folder, proxy and catalogue settings).
 """
 
 from __future__ import annotations
 
 import os
 import shutil
-import time
 from pathlib import Path
 from typing import Any
-from urllib.parse import quote, urlsplit
 
 from qgis.core import (
-    QgsApplication,
-    QgsNetworkAccessManager,
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputFile,
@@ -28,144 +24,23 @@ from qgis.core import (
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
-    QgsSettings,
 )
-from qgis.PyQt.QtCore import QCoreApplication, QEventLoop, QThread
-from qgis.PyQt.QtNetwork import QNetworkProxy
 
 from ..core.errors import InputError
 from ..core.files.atomic import atomic_output
 from ..core.files.checksum import file_sha256
-from ..core.models.catalogue import BUILTIN_CATALOGUE, load_catalogue, resolve_model
+from ..core.models.catalogue import BUILTIN_CATALOGUE, load_catalogue
 from ..core.models.download import DownloadOptions
-from ..core.units import format_bytes
-from .base import FeedbackProgress, LandcoverAlgorithm, core_errors
-
-CACHE_DIR_SETTING = "landcover/model_cache_dir"
-"""QgsSettings key: folder for downloaded models (default: see :func:`qgis_model_cache_dir`)."""
-CATALOGUES_SETTING = "landcover/model_catalogues"
-"""QgsSettings key: extra catalogue files (a list, or one string separated by ';')."""
-
-
-def qgis_model_cache_dir() -> Path:
-    """The cache folder inside QGIS: the ``landcover/model_cache_dir`` setting, else
-    ``<QGIS settings folder>/landcover/models`` (per user profile)."""
-    configured = str(QgsSettings().value(CACHE_DIR_SETTING, "") or "").strip()
-    if configured:
-        return Path(configured).expanduser()
-    return Path(QgsApplication.qgisSettingsDirPath()) / "landcover" / "models"
-
-
-def qgis_catalogues(extra: str = "") -> list[str]:
-    """Catalogue files from the ``landcover/model_catalogues`` setting, then ``extra``."""
-    value = QgsSettings().value(CATALOGUES_SETTING, [])
-    items = value.split(";") if isinstance(value, str) else list(value or [])
-    return [str(item).strip() for item in [*items, extra] if str(item or "").strip()]
-
-
-def qgis_proxies() -> dict[str, str] | None:
-    """QGIS's configured proxy (Settings > Options > Network) as a ``requests`` mapping.
-
-    ``None`` when QGIS uses no explicit proxy or the system's: ``requests`` then
-    follows the ``HTTPS_PROXY`` / ``HTTP_PROXY`` / ``NO_PROXY`` environment variables.
-    QGIS's excluded URLs become ``no_proxy`` host names.
-    """
-    manager = QgsNetworkAccessManager.instance()
-    if manager.useSystemProxy():
-        return None
-    proxy = manager.fallbackProxy()
-    scheme = {
-        QNetworkProxy.HttpProxy: "http",
-        QNetworkProxy.HttpCachingProxy: "http",
-        # socks5h: the proxy resolves host names (needs PySocks for requests).
-        QNetworkProxy.Socks5Proxy: "socks5h",
-    }.get(proxy.type())
-    if scheme is None or not proxy.hostName():
-        return None
-    credentials = ""
-    if proxy.user():
-        credentials = quote(proxy.user(), safe="")
-        if proxy.password():
-            credentials += ":" + quote(proxy.password(), safe="")
-        credentials += "@"
-    url = f"{scheme}://{credentials}{proxy.hostName()}:{proxy.port()}"
-    proxies = {"http": url, "https": url}
-    excluded = [*manager.excludeList(), *manager.noProxyList()]
-    hosts = [urlsplit(item).hostname or item.strip() for item in excluded if item.strip()]
-    if hosts:
-        proxies["no_proxy"] = ",".join(dict.fromkeys(hosts))
-    return proxies
-
-
-def resolve_model_in_qgis(
-    spec: str,
-    feedback: QgsProcessingFeedback | None,
-    *,
-    sha256: str = "",
-    catalogue: str = "",
-    allow_http: bool = False,
-    time_limit: float | None = DownloadOptions.time_limit,
-    stall_timeout: float = DownloadOptions.read_timeout,
-) -> Path:
-    """:func:`~qgis_landcover.core.models.catalogue.resolve_model` with QGIS's settings:
-    cache folder, proxy and catalogues; download progress drives ``feedback``.
-
-    Args:
-        time_limit: seconds for the whole download, ``None`` for no limit.
-        stall_timeout: seconds without any byte from the server before an attempt
-            fails (and is retried).
-
-    Raises the core's errors; call it inside ``core_errors()``.
-    """
-    progress = _QgisProcessProgress(feedback)
-    shown = [0.0]  # when the progress text was last set (monotonic seconds)
-
-    def show_bytes(done: int, total: int | None) -> None:
-        # Once a second at most: qgis_process prints every progress text on a line.
-        now = time.monotonic()
-        if now - shown[0] < 1.0 and done != total:
-            return
-        shown[0] = now
-        of_total = f" of {format_bytes(total)} ({100 * done / total:.0f} %)" if total else ""
-        progress.feedback.setProgressText(f"Downloaded {format_bytes(done)}{of_total}")
-
-    return resolve_model(
-        spec,
-        cache_dir=qgis_model_cache_dir(),
-        catalogues=qgis_catalogues(catalogue),
-        sha256=sha256 or None,
-        progress=progress,
-        proxies=qgis_proxies(),
-        options=DownloadOptions(
-            allow_http=allow_http, time_limit=time_limit, read_timeout=stall_timeout
-        ),
-        on_bytes=show_bytes,
-    )
-
-
-class _QgisProcessProgress(FeedbackProgress):
-    """:class:`FeedbackProgress` that, in ``qgis_process``, lets Ctrl+C cancel.
-
-    ``qgis_process`` turns SIGINT into a cancel of the feedback through Qt's event
-    loop (a socket notifier), which runs only when the main thread processes events;
-    a download waiting for bytes never would. So, on ``qgis_process``'s main thread
-    only, each cancel check first processes pending events (no user input: there is
-    no window). QGIS desktop runs the algorithm in a task thread and is left alone.
-    """
-
-    def __init__(self, feedback: QgsProcessingFeedback | None) -> None:
-        super().__init__(feedback)
-        application = QCoreApplication.instance()
-        self.pump_events = (
-            QgsApplication.platform() == "qgis_process"
-            and application is not None
-            and QThread.currentThread() == application.thread()
-        )
-
-    def is_cancelled(self) -> bool:
-        if self.pump_events:
-            QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents)
-        return super().is_cancelled()
+from ..qgis_glue.feedback import core_errors
+from ..qgis_glue.model_resolution import resolve_model_in_qgis
+from ..qgis_glue.parameters import check_no_overwrite
+from ..qgis_glue.settings import (
+    CACHE_DIR_SETTING,
+    CATALOGUES_SETTING,
+    model_cache_dir,
+    model_catalogues,
+)
+from .base import LandcoverAlgorithm
 
 
 class DownloadModelAlgorithm(LandcoverAlgorithm):
@@ -188,7 +63,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
 
     def shortHelpString(self) -> str:
         try:
-            catalogue = load_catalogue(qgis_catalogues())
+            catalogue = load_catalogue(model_catalogues())
             known = ", ".join(catalogue.names())
         except InputError as error:  # a broken user catalogue must not break the help
             known = f"(catalogue unreadable: {error})"
@@ -211,7 +86,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "file in the cache, and running the algorithm again resumes it; parts left "
             "for 7 days are deleted.\n\n"
             f"Catalogue models: {known}.\n\n"
-            f"Cache folder: {qgis_model_cache_dir()} (setting '{CACHE_DIR_SETTING}'). "
+            f"Cache folder: {model_cache_dir()} (setting '{CACHE_DIR_SETTING}'). "
             f"Extra catalogue files: setting '{CATALOGUES_SETTING}' or the Catalogue "
             "parameter (JSON, or the Deepness plugin's MODEL_ZOO.md).\n\n"
             "Outputs MODEL_PATH, the local model file: connect it to the Model parameter "
@@ -313,10 +188,11 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         time_limit = self.parameterAsDouble(parameters, self.TIME_LIMIT, context)
         stall_timeout = self.parameterAsDouble(parameters, self.STALL_TIMEOUT, context)
         # The model itself may be the destination: then nothing is copied (below).
-        self.check_outputs(
+        check_no_overwrite(
+            self,
             [
                 ("the plugin's model catalogue", str(BUILTIN_CATALOGUE)),
-                *((f"the catalogue setting '{CATALOGUES_SETTING}'", c) for c in qgis_catalogues()),
+                *((f"the catalogue setting '{CATALOGUES_SETTING}'", c) for c in model_catalogues()),
                 (self.CATALOGUE, catalogue),
             ],
             [(self.OUTPUT, destination or None, False)],

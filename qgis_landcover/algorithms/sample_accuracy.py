@@ -25,15 +25,11 @@ from qgis.core import (
 
 from ..core.accuracy.reports import area_html, write_html, write_json
 from ..core.accuracy.sample_accuracy import assess_sample_accuracy
-from .agreement import (
-    add_class_parameters,
-    class_arguments,
-    input_files,
-    optional_band,
-    optional_output,
-)
-from .agreement import raster_path as raster_layer_path
-from .base import FeedbackProgress, LandcoverAlgorithm, RasterFileParameter, core_errors
+from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, class_input_files
+from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.parameters import check_no_overwrite, optional_band, optional_file_output
+from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
+from .base import LandcoverAlgorithm
 
 
 def class_code(value: Any) -> int | None:
@@ -186,7 +182,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        classified = raster_layer_path(self, parameters, self.CLASSIFIED, context)
+        classified = gdal_raster_input(self, parameters, self.CLASSIFIED, context)
         source = self.parameterAsSource(parameters, self.POINTS, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.POINTS))
@@ -207,13 +203,14 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         if skipped:
             feedback.pushWarning(f"{skipped} features skipped: NULL '{field_name}' or no geometry.")
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_HTML, context)
-        json_path = optional_output(self, parameters, self.OUTPUT_JSON, context)
+        json_path = optional_file_output(self, parameters, self.OUTPUT_JSON, context)
         points = self.parameterAsVectorLayer(parameters, self.POINTS, context)
-        self.check_outputs(
+        check_no_overwrite(
+            self,
             [
                 (self.CLASSIFIED, classified.source),
                 (self.POINTS, points.source() if points is not None else None),
-                *input_files(self, parameters, context),
+                *class_input_files(self, parameters, context),
             ],
             [(self.OUTPUT_HTML, html, False), (self.OUTPUT_JSON, json_path, False)],
         )
@@ -226,17 +223,17 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
                 codes,
                 classified_band=optional_band(self, parameters, self.CLASSIFIED_BAND, context),
                 points_description=f"{source.sourceName()}, field '{field_name}'",
+                skipped_features=skipped,
                 progress=FeedbackProgress(feedback),
                 **class_arguments(self, parameters, context),
             )
-            report["points"]["skipped_features"] = skipped
             write_html(html, area_html(report))
             if json_path:
-                write_json(json_path, report)
+                write_json(json_path, report.to_json())
 
-        overall = report["overall_accuracy"]
+        overall = report.overall_accuracy
         feedback.pushInfo(
-            f"{report['points']['used']} points used; area-weighted overall accuracy "
+            f"{report.points.used} points used; area-weighted overall accuracy "
             f"{'undefined' if overall is None else f'{overall:.4f}'}. Report: {html}"
         )
         return {

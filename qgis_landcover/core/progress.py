@@ -2,7 +2,7 @@
 """How long-running core functions report progress and learn about cancellation.
 
 The core never sees a ``QgsProcessingFeedback``; it talks to a :class:`Progress`.
-``qgis_landcover.algorithms.base.FeedbackProgress`` adapts QGIS feedback to it, and
+``qgis_landcover.qgis_glue.feedback.FeedbackProgress`` adapts QGIS feedback to it, and
 :class:`NullProgress` serves scripts, training code and tests.
 """
 

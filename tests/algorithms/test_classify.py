@@ -35,6 +35,7 @@ from qgis_landcover.core.inference.session import clear_session_cache, load_sess
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Grid
 from qgis_landcover.core.raster.reading import raster_grid
+from qgis_landcover.qgis_glue.parameters import enum_string
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
@@ -373,7 +374,7 @@ def test_device_by_index_or_any_case(run_algorithm: Run, naip: Path, model: Path
         ("auto", "auto"),
     ):
         assert device.checkValueIsAcceptable(value, context)
-        assert algorithm.enum_string({"DEVICE": value}, "DEVICE", context) == name
+        assert enum_string(algorithm, {"DEVICE": value}, "DEVICE", context) == name
     for value in ("4", -1, "gpu"):
         assert not device.checkValueIsAcceptable(value, context)
     assert device.clone().checkValueIsAcceptable("1", context)
@@ -411,16 +412,6 @@ def test_tile_and_batch_far_beyond_the_extent_run(
     assert any("in 1 tiles of 288 px" in line for line in feedback.lines)
     expected, sure = expected_classes(read(naip))
     np.testing.assert_array_equal(read(results["OUTPUT"])[sure], expected[sure])
-
-
-def test_memory_errors_become_messages() -> None:
-    from qgis_landcover.algorithms.base import core_errors
-
-    with (
-        pytest.raises(QgsProcessingException, match=r"^Not enough memory \(Unable to allocate"),
-        core_errors(),
-    ):
-        raise MemoryError("Unable to allocate 596. GiB for an array")
 
 
 def test_qgis_process_accepts_the_text_forms(tmp_path: Path, naip: Path, model: Path) -> None:

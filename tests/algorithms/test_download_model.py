@@ -15,7 +15,6 @@ from typing import Any
 import pytest
 from qgis.core import (
     QgsApplication,
-    QgsNetworkAccessManager,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
@@ -27,16 +26,9 @@ from qgis.core import (
     QgsProcessingParameterString,
     QgsSettings,
 )
-from qgis.PyQt.QtNetwork import QNetworkProxy
 
-from qgis_landcover.algorithms.download_model import (
-    CACHE_DIR_SETTING,
-    CATALOGUES_SETTING,
-    qgis_catalogues,
-    qgis_model_cache_dir,
-    qgis_proxies,
-)
 from qgis_landcover.core.models.contract import read_contract
+from qgis_landcover.qgis_glue.settings import CACHE_DIR_SETTING
 
 from ..conftest import QGIS_PROCESS, qgis_process_json
 from ..core.models.test_catalogue import contract_model
@@ -127,25 +119,6 @@ def test_catalogue_name_and_copy_to_output(
     assert len(list(cache.glob("team-unet-*.onnx"))) == 1  # the cache keeps its copy
 
 
-def test_catalogues_from_the_setting(tmp_path: Path) -> None:
-    settings = QgsSettings()
-    settings.setValue(CATALOGUES_SETTING, f"{tmp_path / 'a.json'}; {tmp_path / 'b.md'}")
-    try:
-        assert qgis_catalogues("c.json") == [
-            str(tmp_path / "a.json"),
-            str(tmp_path / "b.md"),
-            "c.json",
-        ]
-    finally:
-        settings.remove(CATALOGUES_SETTING)
-    assert qgis_catalogues() == []
-
-
-def test_default_cache_is_under_the_qgis_settings_folder() -> None:
-    expected = Path(QgsApplication.qgisSettingsDirPath()) / "landcover" / "models"
-    assert qgis_model_cache_dir() == expected
-
-
 def test_cancel_mid_download_leaves_no_model(
     run_algorithm: Run, server: ModelServer, cache: Path
 ) -> None:
@@ -225,21 +198,6 @@ def test_bad_input_is_a_processing_exception(
     with pytest.raises(QgsProcessingException, match=message):
         run_algorithm("download_model", parameters)
     assert not list(cache.glob("*.onnx"))
-
-
-def test_qgis_proxy_settings_become_requests_proxies() -> None:
-    manager = QgsNetworkAccessManager.instance()
-    proxy = QNetworkProxy(QNetworkProxy.HttpProxy, "proxy.example", 3128, "me", "p@ss:word")
-    manager.setFallbackProxyAndExcludes(proxy, ["https://intranet.example/models/"], [])
-    try:
-        assert qgis_proxies() == {
-            "http": "http://me:p%40ss%3Aword@proxy.example:3128",
-            "https": "http://me:p%40ss%3Aword@proxy.example:3128",
-            "no_proxy": "intranet.example",
-        }
-    finally:
-        manager.setFallbackProxyAndExcludes(QNetworkProxy(QNetworkProxy.NoProxy), [], [])
-    assert qgis_proxies() is None  # requests then follows the environment variables
 
 
 def test_qgis_process_downloads_then_reuses(
