@@ -25,11 +25,9 @@ import json
 import platform
 import sys
 import warnings
-from collections.abc import Mapping, Sequence
-from dataclasses import dataclass
+from collections.abc import Sequence
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import onnx
@@ -45,6 +43,8 @@ from .checkpoint import BEST, LAST, load_checkpoint
 from .cntk.model import CenterCrop
 from .config import Config, config_from_dict
 from .onnx_metadata import write_metadata
+from .release.contract import trained_contract
+from .release.model_card import CardNotes
 from .unet import UNet
 
 INPUT_NAME = "image"
@@ -293,187 +293,6 @@ def export_onnx(
     return difference
 
 
-def build_contract(
-    config: Config,
-    mean: Sequence[float],
-    std: Sequence[float],
-    *,
-    metrics: Mapping[str, Any] | None = None,
-    provenance: Mapping[str, Any] | None = None,
-    notes: CardNotes | None = None,
-) -> ModelContract:
-    """The contract of a model trained with ``config``: channel ``i`` is the ``i``-th
-    smallest class value; standardisation statistics as measured on the training data;
-    ``model.output_margin`` cropped per side; ``notes`` go into the model card."""
-    values = config.class_values
-    labels = config.labels
-    contract_args: dict[str, Any] = {
-        "class_names": {i: labels.classes[v] for i, v in enumerate(values)},
-        "class_values": {i: v for i, v in enumerate(values)},
-        "class_colors": {i: labels.colors[v] for i, v in enumerate(values)}
-        if labels.colors
-        else {},
-        "band_names": list(config.data.band_names),
-        "resolution_cm": config.export.resolution_cm,
-        "tile_size": config.export.tile_size,
-        "tiles_overlap_percent": config.export.tiles_overlap_percent,
-        "output_margin": config.model.output_margin,
-        "nodata_channel": None,
-        "input_scale": config.normalization.input_scale,
-        "input_dtype": config.normalization.input_dtype,
-        "input_range": tuple(float(v) for v in config.normalization.input_range),
-        "standardization_mean": [float(v) for v in mean],
-        "standardization_std": [float(v) for v in std],
-        "name": config.export.name,
-        "description": config.export.description,
-        "license": config.export.license,
-        "provenance": dict(provenance or {}),
-    }
-    contract = ModelContract(**contract_args)
-    card = model_card(contract, config, metrics or {}, provenance or {}, notes)
-    return ModelContract(**{**contract_args, "model_card": card})
-
-
-@dataclass(frozen=True)
-class CardNotes:
-    """What a model card says beyond the training run's own record: ``sources``, extra
-    source and licence bullet points (e.g. where initial weights came from);
-    ``evaluation``, a Markdown section (e.g. scores through the plugin on held-out
-    pixels); ``limits``, extra known-limit bullet points."""
-
-    sources: tuple[str, ...] = ()
-    evaluation: str = ""
-    limits: tuple[str, ...] = ()
-
-
-def describe_network(config: Config) -> str:
-    """One sentence on the network and where its initial weights came from."""
-    m = config.model
-    if m.architecture == "unet":
-        text = f"U-Net (`model_training.unet`), base width {m.base_width}, depth {m.depth}"
-    else:
-        options = ", ".join(f"{k}={v}" for k, v in m.options.items())
-        text = f"`{m.architecture}({options})`"
-    if m.init_weights:
-        text += f", initialised from `{m.init_weights}`"
-    if m.freeze:
-        text += f"; fixed during training: {', '.join(f'`{f}`' for f in m.freeze)}"
-    if m.output_margin:
-        text += (
-            f"; loss and validation on the centre of each patch ({m.output_margin} px "
-            "margin per side)"
-        )
-    return text
-
-
-def model_card(
-    contract: ModelContract,
-    config: Config,
-    metrics: Mapping[str, Any],
-    provenance: Mapping[str, Any],
-    notes: CardNotes | None = None,
-) -> str:
-    """A Markdown model card: source and licence, training data, classes and colours,
-    what the model expects, how it was trained, how well it did on its validation data
-    (and ``notes.evaluation``), and its limits."""
-    notes = notes or CardNotes()
-    training = ", ".join(f"`{n}`" for n in provenance.get("training_data", []))
-    validation = ", ".join(f"`{n}`" for n in provenance.get("validation_data", []))
-    lines = [
-        f"# {contract.name}",
-        "",
-        contract.description,
-        "",
-        "## Source and licence",
-        "",
-        "- Trained with this project's `model_training` (PyTorch DDP) and exported by "
-        "`model_training.export`; the full configuration, band statistics and software "
-        "versions are in the ONNX metadata (`provenance`).",
-        f"- Licence of the weights: {contract.license}.",
-        *(f"- {source}" for source in notes.sources),
-        "",
-        "## Training data",
-        "",
-        f"- Training: {training or 'see provenance'}.",
-        f"- Validation during training: {validation or 'none'}.",
-        f"- Label remap: {config.labels.remap}; ignored label values: "
-        f"{config.labels.ignore_values}.",
-        "",
-        "## Classes and colours",
-        "",
-        "| channel | value | class | colour |",
-        "|---|---|---|---|",
-    ]
-    for channel, name in sorted(contract.class_names.items()):
-        color = contract.class_colors.get(channel, "")
-        lines.append(f"| {channel} | {contract.class_values[channel]} | {name} | {color} |")
-    mean = ", ".join(f"{v:.4f}" for v in contract.standardization_mean or [])
-    std = ", ".join(f"{v:.4f}" for v in contract.standardization_std or [])
-    margin = contract.output_margin
-    output = contract.tile_size - 2 * margin
-    lines += [
-        "",
-        "## Input expectations",
-        "",
-        f"- Bands, in order: {', '.join(contract.band_names)}.",
-        f"- Resolution: {contract.resolution_cm:g} cm per pixel; tiles of "
-        f"{contract.tile_size} px with {contract.tiles_overlap_percent:g} % overlap.",
-        f"- Pixel values are multiplied by {contract.input_scale:.6g}, then standardised "
-        f"per band with mean [{mean}] and std [{std}].",
-        "- The output has the input's size (no margin is cropped)."
-        if margin == 0
-        else f"- The model returns the centre {output} x {output} px of each "
-        f"{contract.tile_size} px tile (`output_margin` {margin}).",
-        "",
-        "## Training",
-        "",
-        f"- Network: {describe_network(config)}.",
-        f"- Loss {config.loss.name} (class weights: {config.loss.class_weights}); "
-        f"{provenance.get('steps', '?')} optimizer steps of "
-        f"{provenance.get('global_batch', '?')} patches of {config.data.patch_size} px "
-        f"on {provenance.get('world_size', '?')} process(es); AdamW, learning rate "
-        f"{config.optim.lr:g}, {config.optim.schedule} schedule.",
-    ]
-    if metrics:
-        selection = config.train.best_metric
-        weights = (
-            "the last step's weights"
-            if selection == "none"
-            else f"the best epoch by {selection} (a selection on these pixels)"
-        )
-        lines += [
-            "",
-            "## Validation during training",
-            "",
-            f"The trainer's own tiling of its validation data, {weights}:",
-            "",
-        ]
-        for key, label in (
-            ("overall_accuracy", "Overall accuracy"),
-            ("kappa", "Cohen's kappa"),
-            ("miou", "Mean IoU"),
-        ):
-            if metrics.get(key) is not None:
-                lines.append(f"- {label}: {metrics[key]:.4f}")
-        per_class = metrics.get("iou", {})
-        for channel, name in sorted(contract.class_names.items()):
-            value = per_class.get(str(contract.class_values[channel]))
-            text = "n/a (absent from the validation data)" if value is None else f"{value:.4f}"
-            lines.append(f"- IoU {name}: {text}")
-    if notes.evaluation:
-        lines += ["", notes.evaluation.strip()]
-    lines += [
-        "",
-        "## Known limits",
-        "",
-        "- Valid only for imagery like the training data (sensor, season, region, "
-        "resolution); accuracy elsewhere is unmeasured.",
-        "- Classes rare or absent in the validation data have no reliable accuracy.",
-        *(f"- {limit}" for limit in notes.limits),
-    ]
-    return "\n".join(lines) + "\n"
-
-
 def software_versions() -> dict[str, str]:
     import onnx
     import onnxruntime
@@ -508,7 +327,7 @@ def export_checkpoint(
     if sample is None:
         sample = example_input(config, seed=config.train.seed)
     metrics = state.get("metrics") or {}
-    contract = build_contract(
+    contract = trained_contract(
         config,
         statistics["mean"],
         statistics["std"],

@@ -36,18 +36,12 @@ from .checkpoint import BEST, LAST, load_checkpoint, model_weights, save_checkpo
 from .config import Config, OptimConfig, save_config
 from .data import open_sources, resolve_pairs
 from .distributed import Context
-from .export import (
-    build_contract,
-    build_model,
-    export_onnx,
-    inference_network,
-    software_versions,
-    timestamp,
-)
+from .export import build_model, export_onnx, inference_network, software_versions, timestamp
 from .labels import IGNORE_INDEX, LabelMapper
 from .loader import TrainPatches, ValidationTiles, train_loader, validation_loader
 from .losses import build_loss, class_weights_from_counts
 from .normalization import DataStatistics, sample_statistics
+from .release.contract import trained_contract
 from .run_log import RunLog
 from .sampler import PatchSampler, validation_windows
 
@@ -132,7 +126,7 @@ class Trainer:
         self.val_sources = open_sources(self.val_pairs, self.mapper, *source_args)
 
         self.statistics = self.data_statistics(resume)
-        self.contract = build_contract(config, self.statistics.mean, self.statistics.std)
+        self.contract = trained_contract(config, self.statistics.mean, self.statistics.std)
         normalizer = Normalizer(self.contract)
         rare = [values.index(v) for v in config.sampler.rare_classes]
         s = config.sampler
@@ -542,7 +536,7 @@ class Trainer:
             model.load_state_dict(weights)
             model = inference_network(model, self.margin)
             provenance = {**self.provenance(), "metrics": metrics}
-            contract = build_contract(
+            contract = trained_contract(
                 self.config,
                 self.statistics.mean,
                 self.statistics.std,

@@ -41,9 +41,12 @@ from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.models.catalogue import MODELS_DIR
 from qgis_landcover.core.models.contract import ModelContract
 
+from ..config import ExportConfig, NormalizationConfig
 from ..export import export_onnx
 from ..onnx_metadata import write_metadata
+from ..release.contract import ModelClass, build_contract, with_card
 from ..release.evaluate_models import heldout_section
+from ..release.model_card import CardSection, CardTable, ModelCard
 from ..release.ship import update_catalogue
 from .model import Azure2018UNet, load_cntk_network
 from .protobuf import CntkGraph, Function, Variable, load_graph, output_name
@@ -71,6 +74,25 @@ NODATA_CHANNEL = 0
 BAND_NAMES = ["red", "green", "blue", "nir"]
 #: The 2018 training script divided the 8-bit NAIP values by 256 (not 255).
 INPUT_SCALE = 1.0 / 256.0
+#: The raw input: NAIP digital numbers, as the 2018 network was trained on.
+NORMALIZATION = NormalizationConfig(
+    input_scale=INPUT_SCALE, input_dtype="uint8", input_range=[0.0, 255.0]
+)
+#: The exported model: 1 m, 256 px tiles whose outputs abut (a 128 px stride, as the
+#: 2018 evaluation tiled: the 64 px margin already gives every output pixel context).
+EXPORT = ExportConfig(
+    name="azure-2018-unet",
+    description=(
+        "The 2018 Microsoft AI for Earth land-cover network (CNTK, 250 epochs) converted "
+        "to ONNX: 1 m NAIP red, green, blue, near-infrared -> water, tree canopy, low "
+        "vegetation, barren and impervious."
+    ),
+    license="MIT",
+    resolution_cm=100.0,
+    tile_size=256,
+    tiles_overlap_percent=0.0,
+    opset=17,
+)
 #: Chesapeake 7-class labels -> the model's classes: both impervious classes become
 #: "barren and impervious"; 15 (the 7-class set's no data) becomes 0.
 LABEL_REMAP = {5: 4, 6: 4, 15: 0}
@@ -81,7 +103,6 @@ PATCH_LABEL_CHANNEL = 8
 #: checked on the first CHECK_PATCHES real patches.
 MAX_ABS_DIFF = 1e-3
 CHECK_PATCHES = 2
-OPSET = 17
 SOURCE_URL = "https://github.com/Azure/pixel_level_land_classification"
 
 
@@ -247,35 +268,16 @@ def onnx_predictor(path: Path) -> Callable[[np.ndarray], np.ndarray]:
 # --- Contract, model card, export ---------------------------------------------------------
 
 
-def build_contract(network: Azure2018UNet, model_card: str, source_sha256: str) -> ModelContract:
-    """The plugin's model contract for the converted network."""
+def converted_contract(network: Azure2018UNet, source_sha256: str) -> ModelContract:
+    """The plugin's model contract for the converted network (without its card)."""
     config = network.config
-    return ModelContract(
-        name="azure-2018-unet",
-        description=(
-            "The 2018 Microsoft AI for Earth land-cover network (CNTK, 250 epochs) converted "
-            "to ONNX: 1 m NAIP red, green, blue, near-infrared -> water, tree canopy, low "
-            "vegetation, barren and impervious."
-        ),
-        license="MIT",
-        class_names=dict(CLASS_NAMES),
-        class_values={channel: channel for channel in CLASS_NAMES},
-        class_colors=dict(CLASS_COLORS),
-        nodata_channel=NODATA_CHANNEL,
-        band_names=list(BAND_NAMES),
-        resolution_cm=100.0,
-        tile_size=256,
-        # Output tiles abut (a 128 px stride), as the 2018 evaluation tiled: the 64 px
-        # margin already gives every output pixel context.
-        tiles_overlap_percent=0.0,
+    return build_contract(
+        [ModelClass(channel, name, CLASS_COLORS[channel]) for channel, name in CLASS_NAMES.items()],
+        BAND_NAMES,
+        EXPORT,
+        NORMALIZATION,
         output_margin=config.output_margin,
-        input_scale=INPUT_SCALE,
-        # NAIP digital numbers, as the 2018 network was trained on.
-        input_dtype="uint8",
-        input_range=(0.0, 255.0),
-        standardization_mean=None,
-        standardization_std=None,
-        model_card=model_card,
+        nodata_channel=NODATA_CHANNEL,
         provenance={
             "source": SOURCE_URL,
             "source_file": "sample_models/250epochs.model",
@@ -305,20 +307,20 @@ def heldout_card_section(evaluation: Path | None) -> str:
     return heldout_section(report, EVALUATED_AS)
 
 
-def model_card(
+def conversion_card(
     scores: Scores, patches: Patches, source_sha256: str, margin: int, heldout: str = ""
-) -> str:
-    """The Markdown model card, with the accuracy measured on ``patches`` (the
-    conversion check) and the ``heldout`` section (the evaluation through the plugin)."""
-    class_rows = [
-        f"| {channel} | {CLASS_NAMES[channel]} | `{CLASS_COLORS[channel]}` | "
-        f"{scores.reference_share(channel):.1%} | {_format(iou)} |"
+) -> ModelCard:
+    """The model card, with the accuracy measured on ``patches`` (the conversion check)
+    and the ``heldout`` section (the evaluation through the plugin)."""
+    class_rows = tuple(
+        (str(channel), CLASS_NAMES[channel], f"`{CLASS_COLORS[channel]}`",
+         f"{scores.reference_share(channel):.1%}", _format(iou))
         for channel, iou in zip(scores.statistics["classes"], scores.statistics["iou"], strict=True)
-    ]
-    patch_rows = [
-        f"| `{name}` | {accuracy:.3f} |"
+    )  # fmt: skip
+    patch_rows = tuple(
+        (f"`{name}`", f"{accuracy:.3f}")
         for name, accuracy in zip(patches.names, scores.per_patch_accuracy, strict=True)
-    ]
+    )
     output = patches.images.shape[-1] - 2 * margin
     low_vegetation_as_tree = scores.confused(reference=3, predicted=2)
     weakest_index = int(np.argmin(scores.per_patch_accuracy))
@@ -326,57 +328,9 @@ def model_card(
     size = patches.labels.shape[-1]
     centre = patches.labels[weakest_index, margin : size - margin, margin : size - margin]
     weakest_low_vegetation = float(np.mean(centre[centre > 0] == 3))
-    return "\n".join(
-        [
-            "# azure-2018-unet: the 2018 AI for Earth land-cover model",
-            "",
-            "A U-Net-like encoder-decoder that classifies 1 m NAIP aerial imagery into four "
-            "land-cover classes. It is the trained model of Microsoft's 2018 "
-            "*pixel-level land classification* sample (Microsoft Research and AI for Earth "
-            "with the Chesapeake Conservancy and Esri), converted from CNTK to ONNX by "
-            "`model_training/cntk/convert.py` without CNTK.",
-            "",
-            "## Source and licence",
-            "",
-            f"- Model: `sample_models/250epochs.model` of {SOURCE_URL} (SHA-256 "
-            f"`{source_sha256}`), trained 250 epochs of 16,000 patches.",
-            "- Licence: MIT, Copyright (c) Microsoft Corporation (`LICENSE.azure_2018` beside "
-            "this file). The conversion code is GPL-2.0-or-later; the weights keep their "
-            "MIT licence.",
-            "- Conversion: the CNTK protobuf graph is parsed, the network rebuilt in PyTorch "
-            "and matched against the graph node by node, exported to ONNX (opset "
-            f"{OPSET}), and ONNX Runtime checked against PyTorch.",
-            "",
-            "## Training data",
-            "",
-            "NAIP 1 m aerial imagery (red, green, blue, near-infrared) of the Chesapeake Bay "
-            "watershed, 2013-2014, with the Chesapeake Conservancy high-resolution land "
-            "cover of the same years as labels (classes 5 and 6, impervious, merged into "
-            "class 4). Patches of 256 x 256 px; the loss was computed on the centre "
-            "128 x 128 only.",
-            "",
-            "## Classes and colours",
-            "",
-            "Raster value = output channel. Channel 0 (no data) is never chosen by argmax.",
-            "",
-            "| value | class | colour | share of evaluation pixels | IoU |",
-            "|---|---|---|---|---|",
-            *class_rows,
-            "",
-            "## Input expectations",
-            "",
-            "- Bands, in this order: red, green, blue, near-infrared (NAIP band order).",
-            "- Resolution: 1 m per pixel; other resolutions are resampled to 1 m by the "
-            "classifier, with some loss of accuracy.",
-            "- Values: 8-bit digital numbers 0-255, divided by 256 before the network "
-            "(`input_scale`); the network subtracts each tile's own mean from red, green and "
-            "blue (not NIR) itself.",
-            f"- Tiles of 256 x 256 px; the model returns the centre {output} x {output} "
-            f"(`output_margin` {margin}), so tiles overlap by {2 * margin} px.",
-            "",
-            *([heldout.strip(), ""] if heldout else []),
-            "## Conversion check",
-            "",
+    conversion_check = CardSection(
+        "Conversion check",
+        (
             f"Evaluated by the converter with ONNX Runtime on the {len(patches.names)} real "
             "256 x 256 patches of `data/chesapeake_1m_patches` (NAIP tile m_3708020_sw_17_1, "
             "West Virginia, 2014; Chesapeake 7-class labels mapped 5, 6 -> 4), scoring "
@@ -386,28 +340,69 @@ def model_card(
             f"- Overall accuracy: **{scores.overall_accuracy:.3f}**",
             f"- Cohen's kappa: **{scores.kappa:.3f}**",
             "",
-            "| patch | overall accuracy |",
-            "|---|---|",
-            *patch_rows,
+            CardTable(("patch", "overall accuracy"), patch_rows),
+        ),
+    )
+    return ModelCard(
+        title="azure-2018-unet: the 2018 AI for Earth land-cover model",
+        summary=(
+            "A U-Net-like encoder-decoder that classifies 1 m NAIP aerial imagery into four "
+            "land-cover classes. It is the trained model of Microsoft's 2018 "
+            "*pixel-level land classification* sample (Microsoft Research and AI for Earth "
+            "with the Chesapeake Conservancy and Esri), converted from CNTK to ONNX by "
+            "`model_training/cntk/convert.py` without CNTK."
+        ),
+        sources=(
+            f"Model: `sample_models/250epochs.model` of {SOURCE_URL} (SHA-256 "
+            f"`{source_sha256}`), trained 250 epochs of 16,000 patches.",
+            "Licence: MIT, Copyright (c) Microsoft Corporation (`LICENSE.azure_2018` beside "
+            "this file). The conversion code is GPL-2.0-or-later; the weights keep their "
+            "MIT licence.",
+            "Conversion: the CNTK protobuf graph is parsed, the network rebuilt in PyTorch "
+            "and matched against the graph node by node, exported to ONNX (opset "
+            f"{EXPORT.opset}), and ONNX Runtime checked against PyTorch.",
+        ),
+        training_data=(
+            "NAIP 1 m aerial imagery (red, green, blue, near-infrared) of the Chesapeake Bay "
+            "watershed, 2013-2014, with the Chesapeake Conservancy high-resolution land "
+            "cover of the same years as labels (classes 5 and 6, impervious, merged into "
+            "class 4). Patches of 256 x 256 px; the loss was computed on the centre "
+            "128 x 128 only.",
+        ),
+        classes=(
+            "Raster value = output channel. Channel 0 (no data) is never chosen by argmax.",
             "",
-            "## Known limits",
-            "",
-            "- Trained on Chesapeake-region NAIP of 2013-2014 only; other regions, seasons, "
+            CardTable(
+                ("value", "class", "colour", "share of evaluation pixels", "IoU"), class_rows
+            ),
+        ),
+        inputs=(
+            "Bands, in this order: red, green, blue, near-infrared (NAIP band order).",
+            "Resolution: 1 m per pixel; other resolutions are resampled to 1 m by the "
+            "classifier, with some loss of accuracy.",
+            "Values: 8-bit digital numbers 0-255, divided by 256 before the network "
+            "(`input_scale`); the network subtracts each tile's own mean from red, green and "
+            "blue (not NIR) itself.",
+            f"Tiles of 256 x 256 px; the model returns the centre {output} x {output} "
+            f"(`output_margin` {margin}), so tiles overlap by {2 * margin} px.",
+        ),
+        sections=(*([heldout] if heldout else []), conversion_check),
+        limits=(
+            "Trained on Chesapeake-region NAIP of 2013-2014 only; other regions, seasons, "
             "sensors or years (NAIP radiometry changes between acquisitions) score lower.",
-            "- The evaluation patches lie in the region the model was trained on, and the "
+            "The evaluation patches lie in the region the model was trained on, and the "
             "2018 training tiles are not published: this tile may have been among them, so "
             "no figure above is an independent test of the model.",
-            "- Water is absent from the evaluation pixels and barren / impervious covers "
+            "Water is absent from the evaluation pixels and barren / impervious covers "
             f"{scores.reference_share(4):.1%} of them: the figures say "
             "little or nothing about those classes.",
-            f"- Low vegetation is the weak class: {low_vegetation_as_tree:.0%} of its "
+            f"Low vegetation is the weak class: {low_vegetation_as_tree:.0%} of its "
             f"evaluation pixels are called tree canopy; the weakest patch (`{weakest}`, "
             f"{weakest_low_vegetation:.0%} low vegetation) scores "
             f"{min(scores.per_patch_accuracy):.2f}.",
-            "- Each tile's own mean is subtracted from red, green and blue, so tiles of one "
+            "Each tile's own mean is subtracted from red, green and blue, so tiles of one "
             "uniform cover (all water, all forest) may be less reliable.",
-            "",
-        ]
+        ),
     )
 
 
@@ -442,15 +437,16 @@ def convert(
     source_sha256 = file_sha256(model_path)
     with atomic_output(output) as onnx_path, atomic_output(card_path) as temporary_card:
         # The card reports the exported model's accuracy: export, measure, then store it.
-        contract = build_contract(network, "", source_sha256)
+        contract = converted_contract(network, source_sha256)
         difference = export_onnx(
-            network, onnx_path, contract, sample, opset=OPSET, tolerance=max_abs_diff
+            network, onnx_path, contract, sample, opset=EXPORT.opset, tolerance=max_abs_diff
         )
         scores = score_patches(onnx_predictor(onnx_path), patches, margin)
-        card = model_card(scores, patches, source_sha256, margin, heldout_card_section(evaluation))
-        contract = build_contract(network, card, source_sha256)
+        heldout = heldout_card_section(evaluation)
+        card = conversion_card(scores, patches, source_sha256, margin, heldout)
+        contract = with_card(contract, card)
         write_metadata(onnx_path, contract)
-        temporary_card.write_text(card, encoding="utf-8")
+        temporary_card.write_text(contract.model_card, encoding="utf-8")
     return Conversion(difference, scores, contract)
 
 

@@ -19,7 +19,6 @@ model's name in the evaluation report), ``sources`` and ``limits`` (lists of lin
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import json
 import shutil
 import sys
@@ -36,9 +35,10 @@ from qgis_landcover.core.models.catalogue import BUILTIN_CATALOGUE, read_catalog
 from qgis_landcover.core.models.contract import ModelContract, read_contract
 
 from ..config import config_from_dict
-from ..export import CardNotes, model_card
 from ..onnx_metadata import write_metadata
+from .contract import with_card
 from .evaluate_models import heldout_section
+from .model_card import CardNotes, trained_model_card
 
 #: Known limits of every model trained on the shipped 1 m patches.
 PATCH_LIMITS = (
@@ -105,8 +105,8 @@ def ship(source: Path, destination: Path, notes: CardNotes) -> ModelContract:
     if "config" not in provenance:
         raise InputError(f"{source} was not exported by model_training (no configuration).")
     config = config_from_dict(provenance["config"])
-    card = model_card(contract, config, provenance.get("metrics") or {}, provenance, notes)
-    shipped = dataclasses.replace(contract, model_card=card)
+    card = trained_model_card(contract, config, provenance.get("metrics") or {}, provenance, notes)
+    shipped = with_card(contract, card)
     card_path = destination.with_suffix(".md")
     with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_temporary:
         shutil.copyfile(source, onnx_path)
@@ -115,7 +115,7 @@ def ship(source: Path, destination: Path, notes: CardNotes) -> ModelContract:
             raise LandcoverError(f"The metadata written to {destination} does not read back.")
         if onnx_path.stat().st_size > MAX_SHIPPED_BYTES:
             raise InputError(f"{source} is over {MAX_SHIPPED_BYTES:,} bytes: too big to ship.")
-        card_temporary.write_text(card, encoding="utf-8")
+        card_temporary.write_text(shipped.model_card, encoding="utf-8")
     return shipped
 
 

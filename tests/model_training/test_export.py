@@ -13,7 +13,8 @@ import pytest
 import torch
 
 from model_training.config import load_config
-from model_training.export import ExportError, build_contract, build_model, export_onnx
+from model_training.export import ExportError, build_model, export_onnx
+from model_training.release.contract import trained_contract
 from model_training.unet import UNet, count_parameters
 from qgis_landcover.core.inference.classify import ClassifyOptions, classify
 from qgis_landcover.core.inference.normalization import Normalizer
@@ -59,7 +60,7 @@ def test_unet_output_has_the_input_size(shape: tuple[int, ...]) -> None:
 def test_default_model_is_well_under_10_mb_as_onnx(tmp_path: Path) -> None:
     config = load_config(None, ["data.train=[x.csv]"])
     model = trained_like(build_model(config))
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     path = tmp_path / "default.onnx"
     export_onnx(model, path, contract, real_sample(contract, 64))
     size_mb = path.stat().st_size / 1e6
@@ -71,7 +72,7 @@ def test_export_round_trip(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     model = trained_like(build_model(config))
     metrics = {"overall_accuracy": 0.9, "kappa": 0.8, "miou": 0.7, "iou": {"2": 0.8, "3": 0.6}}
-    contract = build_contract(
+    contract = trained_contract(
         config, MEAN, STD, metrics=metrics, provenance={"training_data": ["p0.npz"]}
     )
     sample = real_sample(contract, 96)
@@ -107,7 +108,7 @@ def test_export_round_trip(tmp_path: Path) -> None:
 def test_fp16_variant_is_smaller_and_close(tmp_path: Path) -> None:
     config = load_config(None, ["data.train=[x.csv]"])
     model = trained_like(build_model(config), seed=1)
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     sample = real_sample(contract, 64)
     full, half = tmp_path / "m.onnx", tmp_path / "m.fp16.onnx"
     export_onnx(model, full, contract, sample)
@@ -157,7 +158,7 @@ def test_batch_norm_is_folded_in_float64_not_by_torch(tmp_path: Path) -> None:
         if isinstance(module, torch.nn.BatchNorm2d):  # scale and shift, as training gives
             module.weight.data.uniform_(0.5, 1.5, generator=generator)
             module.bias.data.normal_(0, 0.1, generator=generator)
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     path = tmp_path / "model.onnx"
     export_onnx(model, path, contract, real_sample(contract, 32))
     graph = onnx.load(str(path)).graph
@@ -203,7 +204,7 @@ class _Unfoldable(torch.nn.Module):
 def test_batch_norms_that_cannot_be_folded_stay_nodes(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     model = trained_like(_Unfoldable())
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     path = tmp_path / "model.onnx"
     difference = export_onnx(model, path, contract, real_sample(contract, 16))
     assert difference < 1e-4
@@ -214,7 +215,7 @@ def test_batch_norms_that_cannot_be_folded_stay_nodes(tmp_path: Path) -> None:
 def test_failed_check_leaves_no_file(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     model = trained_like(build_model(config))
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     path = tmp_path / "out" / "model.onnx"
     path.parent.mkdir()
     with pytest.raises(ExportError, match="differs from PyTorch"):
@@ -225,7 +226,7 @@ def test_failed_check_leaves_no_file(tmp_path: Path) -> None:
 def test_plugin_classifier_runs_the_exported_model(tmp_path: Path) -> None:
     config = tiny_config(tmp_path)
     model = trained_like(build_model(config))
-    contract = build_contract(config, MEAN, STD)
+    contract = trained_contract(config, MEAN, STD)
     path = tmp_path / "model.onnx"
     export_onnx(model, path, contract, real_sample(contract, 32))
     output = tmp_path / "classes.tif"

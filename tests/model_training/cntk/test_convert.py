@@ -31,7 +31,8 @@ from model_training.cntk.model import (
 from model_training.cntk.model import load_cntk_network as load_network
 from model_training.cntk.protobuf import CntkFormatError, load_graph, parse_model_bytes
 from model_training.config import load_config
-from model_training.export import ExportError, build_contract, export_onnx, inference_network
+from model_training.export import ExportError, export_onnx, inference_network
+from model_training.release.contract import trained_contract
 from qgis_landcover.core.inference.normalization import Normalizer
 from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.models.contract import read_contract
@@ -207,7 +208,7 @@ def test_fine_tuning_starts_from_the_converted_model(
     # model's scores and classes, on real patches, as the plugin's session runs them.
     config = load_config(ROOT / "model_training" / "configs" / "finetune_2018.yaml")
     variant = Azure2018Classes(copy.deepcopy(trained)).eval()
-    contract = build_contract(config, [0.0] * 4, [1.0] * 4)
+    contract = trained_contract(config, [0.0] * 4, [1.0] * 4)
     assert (contract.output_margin, contract.tiles_overlap_percent) == (64, 0.0)
     network = inference_network(variant, config.model.output_margin)
     images = patches.images[[3, 7]]  # the held-out patches (a copy; normalised in place)
