@@ -88,7 +88,7 @@ def bench_model(choice: str, folder: Path) -> tuple[Path, str]:
     """The model to time and how to describe it: ``default`` (the catalogue's default
     model, else the U-Net), ``unet`` (a random U-Net) or an ONNX file."""
     from qgis_landcover.core.errors import InputError
-    from qgis_landcover.core.models.catalogue import resolve_model
+    from qgis_landcover.core.models.resolve import resolve_model
 
     if choice not in ("default", "unet"):
         return Path(choice), f"{Path(choice).name} (given)"

@@ -22,3 +22,17 @@ class CancelledError(LandcoverError):
 
 class OverwriteError(InputError):
     """An output would overwrite a file that an input reads (or another output)."""
+
+
+class ModelContractError(InputError):
+    """A model's metadata (its contract) is missing, malformed or inconsistent, with
+    itself or with the model's graph."""
+
+
+class DownloadError(LandcoverError):
+    """The download failed: network, HTTP status, size limit or a rejected file."""
+
+
+class ChecksumError(DownloadError):
+    """A file does not have the expected SHA-256 or size (a download, or a local model
+    its catalogue entry pins)."""

@@ -1,6 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """How the plugin resolves a ``MODEL`` value inside QGIS: the core's
-:func:`~qgis_landcover.core.models.catalogue.resolve_model` with QGIS's cache folder,
+:func:`~qgis_landcover.core.models.resolve.resolve_model` with QGIS's cache folder,
 catalogue settings and proxy, download progress shown in the feedback. Every algorithm
 that takes a model (``landcover:classify``, ``landcover:download_model``) resolves it
 here, so URLs and names resolve the same way everywhere."""
@@ -12,8 +12,8 @@ from pathlib import Path
 
 from qgis.core import QgsProcessingFeedback
 
-from ..core.models.catalogue import resolve_model
 from ..core.models.download import DownloadOptions
+from ..core.models.resolve import resolve_model
 from ..core.units import format_bytes
 from .feedback import QgisProcessProgress
 from .network import requests_proxies

@@ -31,8 +31,8 @@ from qgis_landcover.core.models.contract import read_contract
 from qgis_landcover.qgis_glue.settings import CACHE_DIR_SETTING
 
 from ..conftest import QGIS_PROCESS, qgis_process_json
-from ..core.models.test_catalogue import contract_model
 from ..core.models.test_download import ModelServer, serve, sha
+from ..core.models.test_resolve import contract_model
 from ..onnx_models import contract_for
 
 Run = Callable[..., dict[str, Any]]

@@ -38,13 +38,14 @@ from osgeo import gdal
 from ..errors import InputError, LandcoverError
 from ..files.atomic import atomic_output
 from ..files.inputs import Input, Output, check_outputs
-from ..models.catalogue import resolve_model
+from ..models.resolve import resolve_model
 from ..progress import NullProgress, Progress, check_cancelled
 from ..raster.grid import Bounds, Grid, Window
 from ..raster.reading import open_raster, raster_grid, warp_to_grid
 from ..raster.writing import write_qml_paletted
 from ..units import format_bytes
 from .band_mapping import map_bands
+from .blending import StripeBlender
 from .classified_output import (
     OutputPaths,
     OutputWriter,
@@ -57,7 +58,6 @@ from .model_grid import ModelGrid, plan_model_grid
 from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .session import CPU, ModelSession, load_session
-from .blending import StripeBlender
 from .tile_plan import (
     DEFAULT_STRIPE_WIDTH,
     MAX_OVERLAP_PERCENT,
@@ -780,7 +780,7 @@ def classify(
         output: the classified GeoTIFF (uint8, nodata 0, colour table, ``.qml``).
         model: ONNX file or loaded session; ``None`` for the catalogue's default model
             (URLs and catalogue names go through
-            :func:`~qgis_landcover.core.models.catalogue.resolve_model` first).
+            :func:`~qgis_landcover.core.models.resolve.resolve_model` first).
         bounds: extent (xmin, ymin, xmax, ymax) in the raster's CRS; ``None`` for all.
         bands: 1-based bands feeding the model, in the model's order; ``None`` to
             match them by band name / colour interpretation.

@@ -8,8 +8,9 @@ The provider that actually runs the model is read back from the session and repo
 
 Sessions are cached per (model file, its SHA-256, device), so a batch run over many
 tiles or layers loads each model once. On load the model contract (the ONNX metadata)
-is checked against the graph: input and output ranks, band and class counts, the fixed
-tile size and the output margin; every error names the metadata key at fault.
+is checked against the graph (:func:`~..models.validation.check_graph`): input and
+output ranks, band and class counts, the fixed tile size and the output margin; every
+error names the metadata key at fault.
 """
 
 from __future__ import annotations
@@ -24,9 +25,10 @@ from typing import Any
 
 import numpy as np
 
-from ..errors import InputError
+from ..errors import InputError, ModelContractError
 from ..files.checksum import file_sha256
-from ..models.contract import ModelContract, ModelContractError, check_model_file
+from ..models.contract import ModelContract
+from ..models.validation import check_graph, check_model_file, check_scores
 from ..progress import NullProgress, Progress
 
 DEVICES = ("auto", "cpu", "cuda", "tensorrt")
@@ -105,18 +107,7 @@ class ModelSession:
                 "If you changed the tile "
                 "size, try the model's own (many networks need multiples of 32)."
             ) from error
-        expected = (
-            batch.shape[0],
-            self.contract.num_classes,
-            self.output_size(batch.shape[-2]),
-            self.output_size(batch.shape[-1]),
-        )
-        if scores.ndim != 4 or scores.shape != expected:
-            raise ModelContractError(
-                f"{self.path.name}: the model returned scores of shape {tuple(scores.shape)} "
-                f"for input {tuple(batch.shape)}; the metadata ('class_names', "
-                f"'output_margin') promise {expected}."
-            )
+        check_scores(self.path.name, self.contract, scores, tuple(batch.shape))
         return np.asarray(scores, dtype=np.float32)
 
 
@@ -282,11 +273,6 @@ def _is_not_onnx(error: Exception) -> bool:
     return name == "InvalidProtobuf" or "INVALID_PROTOBUF" in text or "Protobuf parsing" in text
 
 
-def _dim(value: Any) -> int | None:
-    """A static dimension, or ``None`` for a symbolic / unknown one."""
-    return value if isinstance(value, int) and value > 0 else None
-
-
 def probe_tile_size(contract: ModelContract) -> int:
     """The side of the tile that probes a model with a free input size: its own tile
     size up to :data:`PROBE_TILE_SIZE` pixels (metadata may claim any size, e.g. 100000,
@@ -299,59 +285,18 @@ def probe_tile_size(contract: ModelContract) -> int:
 
 def _validated(path: Path, digest: str, device: str, provider: str, session: Any) -> ModelSession:
     """Check the metadata against the graph and build the :class:`ModelSession`."""
-    name = path.name
-
-    def fail(message: str) -> ModelContractError:
-        return ModelContractError(f"{name}: {message}")
-
     props = dict(session.get_modelmeta().custom_metadata_map)
     try:
         contract = ModelContract.from_metadata_props(props)
     except ModelContractError as error:
-        raise fail(str(error)) from error
-    inputs, outputs = session.get_inputs(), session.get_outputs()
-    if len(inputs) != 1:
-        raise fail(f"the model has {len(inputs)} inputs; a segmentation model has one image input.")
-    tensor, output = inputs[0], outputs[0]
-    if tensor.type != "tensor(float)":
-        raise fail(f"the model's input is {tensor.type}; it must be tensor(float) (float32).")
-    if len(tensor.shape) != 4 or len(output.shape) != 4:
-        raise fail(
-            f"input {tensor.shape} and output {output.shape} must both be N x C x H x W "
-            "(batch, channels, rows, columns)."
-        )
-    batch, channels, height, width = (_dim(d) for d in tensor.shape)
-    if "band_names" not in props:
-        # Deepness-style models do not name their bands: one name per input channel.
-        if channels is None:
-            raise fail("metadata lacks 'band_names' and the input's channel count is dynamic.")
-        contract = contract.with_band_count(channels)
-    if channels is not None and channels != contract.num_bands:
-        raise fail(
-            f"metadata 'band_names' lists {contract.num_bands} bands "
-            f"({', '.join(contract.band_names)}) but the model's input has {channels} channels."
-        )
-    if (height is None) != (width is None) or (height is not None and height != width):
-        raise fail(f"the model's input must be square tiles (H = W), got {tensor.shape}.")
-    if height is not None and height != contract.tile_size:
-        raise fail(
-            f"metadata 'tile_size' is {contract.tile_size} but the model's input is fixed at "
-            f"{height} x {width} pixels."
-        )
-    out_channels, out_height, out_width = (_dim(d) for d in output.shape[1:])
-    if out_channels is not None and out_channels != contract.num_classes:
-        raise fail(
-            f"metadata 'class_names' names {contract.num_classes} classes but the model "
-            f"outputs {out_channels} channels."
-        )
-    expected_side = contract.output_size
-    for side in (out_height, out_width):
-        if side is not None and height is not None and side != expected_side:
-            raise fail(
-                f"the model returns {out_height} x {out_width} pixels for a {height} x {width} "
-                f"input, but metadata 'output_margin' {contract.output_margin} means "
-                f"{expected_side} x {expected_side}."
-            )
+        raise ModelContractError(f"{path.name}: {error}") from error
+    contract, shape = check_graph(
+        path.name,
+        contract,
+        session.get_inputs(),
+        session.get_outputs(),
+        names_bands="band_names" in props,
+    )
     loaded = ModelSession(
         path=path,
         digest=digest,
@@ -359,14 +304,15 @@ def _validated(path: Path, digest: str, device: str, provider: str, session: Any
         provider=provider,
         contract=contract,
         session=session,
-        input_name=tensor.name,
-        output_name=output.name,
-        fixed_batch=batch,
-        fixed_tile=height,
+        input_name=shape.input_name,
+        output_name=shape.output_name,
+        fixed_batch=shape.fixed_batch,
+        fixed_tile=shape.fixed_tile,
     )
-    if None in (out_channels, out_height, out_width, height):
+    if shape.needs_probe:
         # Dynamic shapes: one probe tile proves class count and output margin now,
         # with a message naming the key, rather than after reading the first batch.
-        side = probe_tile_size(contract) if height is None else height
-        loaded.run(np.zeros((batch or 1, contract.num_bands, side, side), dtype=np.float32))
+        side = probe_tile_size(contract) if shape.fixed_tile is None else shape.fixed_tile
+        batch = shape.fixed_batch or 1
+        loaded.run(np.zeros((batch, contract.num_bands, side, side), dtype=np.float32))
     return loaded

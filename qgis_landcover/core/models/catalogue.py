@@ -1,17 +1,6 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Model catalogues, the model cache, and :func:`resolve_model`.
-
-A model is named by one string (the ``MODEL`` parameter of the algorithms):
-
-- ``""``: the catalogue's default model, embedded in the plugin;
-- a catalogue name, e.g. ``azure-2018-unet``;
-- a local file path;
-- an ``https://`` URL.
-
-:func:`resolve_model` turns any of them into the path of a verified local ONNX file:
-downloads go to the cache folder through :func:`~qgis_landcover.core.models.download.download_file`
-(SHA-256, size, contract check, atomic rename), and a cached copy is re-used while its
-SHA-256 matches.
+"""Model catalogues: the models known by name (``MODEL=azure-2018-unet``) and the
+default model; :func:`~.resolve.resolve_model` turns a name into a file.
 
 Catalogue files are JSON (the plugin ships ``qgis_landcover/models/catalogue.json``)::
 
@@ -30,32 +19,24 @@ contract's Deepness keys.
 
 from __future__ import annotations
 
-import hashlib
 import json
 import os
 import re
-import tempfile
-from collections.abc import Iterable, Mapping, Sequence
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 from ..errors import InputError
-from ..files.atomic import atomic_output
-from ..files.checksum import file_sha256, normalize_sha256
-from ..progress import NullProgress, Progress
-from .contract import check_model_file, read_contract
-from .download import ByteCallback, ChecksumError, DownloadOptions, check_url, download_file
+from ..files.checksum import normalize_sha256
+from .download import check_url
 
 CATALOGUE_FORMAT = "qgis-landcover-model-catalogue"
 CATALOGUE_VERSION = 1
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BUILTIN_CATALOGUE = MODELS_DIR / "catalogue.json"
-CACHE_FOLDER_NAME = "qgis_landcover"
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
-# A URL scheme of two or more letters ("C:" is a Windows drive, not a scheme).
-_SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
 # A Nextcloud public share page; appending /download gives the file itself.
 _NEXTCLOUD_SHARE = re.compile(r"^https://[^/]+/(?:index\.php/)?s/[A-Za-z0-9]+/?$")
@@ -337,212 +318,3 @@ def _number(text: str | None) -> float | None:
         return float(text) if text else None
     except ValueError:
         return None
-
-
-# -- the cache -------------------------------------------------------------------------
-
-
-def default_cache_dir() -> Path:
-    """``$XDG_CACHE_HOME/qgis_landcover`` (``~/.cache/qgis_landcover`` when unset).
-
-    Inside QGIS the algorithms pass a folder under the QGIS settings directory instead.
-    """
-    base = os.environ.get("XDG_CACHE_HOME", "")
-    # The XDG spec says relative values are invalid and must be ignored.
-    root = Path(base) if base and Path(base).is_absolute() else Path.home() / ".cache"
-    return root / CACHE_FOLDER_NAME
-
-
-def ensure_cache_dir(path: str | os.PathLike[str]) -> Path:
-    """Create ``path`` if needed and check it can be written; :class:`InputError` if not."""
-    folder = Path(path).expanduser()
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        with tempfile.TemporaryFile(dir=folder):
-            pass
-    except OSError as error:
-        raise InputError(
-            f"The model cache folder {folder} is not writable ({error.strerror or error}); "
-            "choose another cache folder."
-        ) from error
-    return folder
-
-
-def cache_file_name(url: str, label: str | None = None) -> str:
-    """File name of the cached copy of ``url``: ``<label or URL stem>-<12 hex>.onnx``.
-
-    The hash of the URL keeps models with the same name from different places apart.
-    """
-    digest = hashlib.sha256(url.encode("utf-8")).hexdigest()[:12]
-    if label is None:
-        segments = [s for s in url.split("?")[0].split("#")[0].split("/") if s]
-        stem = Path(segments[-1]).stem if len(segments) > 2 else ""
-        label = stem if stem and stem.lower() != "download" else "model"
-    label = re.sub(r"[^A-Za-z0-9._-]+", "-", label).strip("-.")[:60] or "model"
-    return f"{label}-{digest}.onnx"
-
-
-def _record_path(model: Path) -> Path:
-    """The note beside a cached model: its URL and the SHA-256 verified at download."""
-    return model.with_name(f"{model.name}.json")
-
-
-def _read_record(model: Path) -> dict[str, Any]:
-    try:
-        record = json.loads(_record_path(model).read_text(encoding="utf-8"))
-    except (OSError, ValueError):
-        return {}
-    return record if isinstance(record, dict) else {}
-
-
-def _write_record(model: Path, record: Mapping[str, Any]) -> None:
-    with atomic_output(_record_path(model)) as temporary:
-        temporary.write_text(json.dumps(record, indent=1), encoding="utf-8")
-
-
-# -- resolving a model -----------------------------------------------------------------
-
-
-def check_downloaded_model(path: Path, url: str) -> None:
-    """Reject a downloaded file that is not an ONNX model with a valid contract."""
-    try:
-        read_contract(path)
-    except InputError as error:
-        # The reader names the temporary file; the user knows the download by its URL.
-        detail = str(error).replace(f"{path.name}: ", "").replace(f": {path} (", " (")
-        detail = detail.replace(str(path), "the file")
-        raise type(error)(
-            f"The file downloaded from {url} is not a usable land-cover model: {detail}"
-        ) from error
-
-
-def fetch_model(
-    url: str,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    sha256: str | None = None,
-    size: int | None = None,
-    label: str | None = None,
-    options: DownloadOptions | None = None,
-    proxies: Mapping[str, str] | None = None,
-    progress: Progress | None = None,
-    on_bytes: ByteCallback | None = None,
-) -> Path:
-    """The cached, verified copy of the model at ``url``, downloading it when needed.
-
-    A cached file is re-used without any network request when its SHA-256 equals
-    ``sha256`` or, when no checksum is given, the one recorded when it was downloaded
-    and checked (trust on first use). Otherwise it is downloaded again.
-    """
-    options = options or DownloadOptions()
-    url = check_url(url, allow_http=options.allow_http)
-    expected = normalize_sha256(sha256)
-    progress = progress if progress is not None else NullProgress()
-    folder = ensure_cache_dir(cache_dir if cache_dir is not None else default_cache_dir())
-    target = folder / cache_file_name(url, label)
-    if target.is_file():
-        actual = file_sha256(target)
-        record = _read_record(target)
-        if actual == (expected or (record.get("sha256") if record.get("url") == url else None)):
-            progress.info(f"Using the cached model {target} (SHA-256 {actual}).")
-            return target
-        progress.info(f"The cached copy {target.name} does not match; downloading it again.")
-        target.unlink()
-        _record_path(target).unlink(missing_ok=True)
-    progress.info(f"Downloading {url} to {target}")
-    result = download_file(
-        url,
-        target,
-        sha256=expected,
-        size=size,
-        validate=lambda path: check_downloaded_model(path, url),
-        options=options,
-        proxies=proxies,
-        progress=progress,
-        on_bytes=on_bytes,
-    )
-    _write_record(target, {"url": url, "sha256": result.sha256, "size": result.size})
-    if expected is None:
-        progress.info(
-            f"No checksum was given for {url}; the model's SHA-256 is {result.sha256} "
-            "(recorded in the cache; give it as the checksum to pin this exact file)."
-        )
-    return target
-
-
-def resolve_model(
-    spec: str,
-    *,
-    cache_dir: str | os.PathLike[str] | None = None,
-    catalogues: Sequence[str | os.PathLike[str]] = (),
-    sha256: str | None = None,
-    progress: Progress | None = None,
-    proxies: Mapping[str, str] | None = None,
-    options: DownloadOptions | None = None,
-    on_bytes: ByteCallback | None = None,
-) -> Path:
-    """The verified local ONNX file named by ``spec``.
-
-    Args:
-        spec: ``""`` (the default model), a catalogue name, a file path or a URL.
-        cache_dir: where downloads are kept (default :func:`default_cache_dir`).
-        catalogues: extra catalogue files (JSON or Deepness ``MODEL_ZOO.md``) read after
-            the plugin's own.
-        sha256: expected SHA-256 of the model; checked for every kind of ``spec``.
-        progress: progress, log lines and cancel for downloads.
-        proxies: ``requests`` proxies mapping; ``None`` uses the environment.
-        options: download limits (timeouts, maximum size, retries, plain HTTP opt-in).
-        on_bytes: receives (bytes done, total or None) while downloading.
-
-    Raises:
-        InputError: unknown name (the message lists the known ones), missing file,
-            malformed URL or checksum, unwritable cache folder, not a valid model.
-        DownloadError / ChecksumError / CancelledError: see :func:`download_file`.
-    """
-    text = (spec or "").strip()
-    expected = normalize_sha256(sha256)
-    options = options or DownloadOptions()
-    fetch: dict[str, Any] = {
-        "cache_dir": cache_dir,
-        "options": options,
-        "proxies": proxies,
-        "progress": progress,
-        "on_bytes": on_bytes,
-    }
-    if _SCHEME.match(text):
-        return fetch_model(text, sha256=expected, **fetch)
-    if re.match(r"^https?//", text, re.IGNORECASE):
-        raise InputError(f"Malformed URL {text!r}: expected https://host/path.")
-    if text.lower().startswith("www."):
-        raise InputError(f"Malformed URL {text!r}: add the scheme, e.g. https://{text}")
-    if text and ("/" in text or "\\" in text or Path(text).expanduser().is_file()):
-        return _local_model(Path(text).expanduser(), expected)
-    catalogue = load_catalogue(catalogues)
-    if text and text not in catalogue and text.lower().endswith(".onnx"):
-        return _local_model(Path(text), expected)
-    entry = catalogue.entry(text) if text else catalogue.default_entry()
-    if expected and entry.sha256 and expected != entry.sha256:
-        raise InputError(
-            f"The checksum given ({expected}) differs from the catalogue's for "
-            f"{entry.name!r} ({entry.sha256}); remove one of them."
-        )
-    if entry.file is not None:
-        return _local_model(entry.file, expected or entry.sha256, entry=entry)
-    assert entry.url is not None  # a catalogue entry has a url or a file
-    return fetch_model(
-        entry.url, sha256=expected or entry.sha256, size=entry.size, label=entry.name, **fetch
-    )
-
-
-def _local_model(path: Path, sha256: str | None, *, entry: CatalogueEntry | None = None) -> Path:
-    """``path`` if it is a file (and has ``sha256`` when given); else a clear error."""
-    if not path.is_file():
-        if entry is not None:
-            raise InputError(
-                f"The model {entry.name!r} should be at {path}, which is missing; "
-                "reinstall the plugin or give a model file, catalogue name or URL."
-            )
-        check_model_file(path)
-    if sha256 is not None and (actual := file_sha256(path)) != sha256:
-        raise ChecksumError(f"SHA-256 mismatch for {path}: expected {sha256}, got {actual}.")
-    return path

@@ -33,35 +33,24 @@ name, description, license, model_card (Markdown), provenance (object)
 Models without ``landcover_contract`` (e.g. from the Deepness model zoo) get
 Deepness's defaults: values scaled by 1/255, no margin, and class value = channel + 1
 (0 stays the output's nodata). Models without ``input_dtype`` / ``input_range`` get
-them derived from ``input_scale`` (:meth:`ModelContract.expected_input`).
+them derived from ``input_scale`` (:meth:`ModelContract.expected_input`). Every
+contract is checked when it is built (:func:`~.validation.check_contract`).
 """
 
 from __future__ import annotations
 
 import json
 import os
-import re
 from collections.abc import Mapping
 from dataclasses import asdict, dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
-from ..errors import InputError
+from ..errors import InputError, ModelContractError
+from .validation import INPUT_DTYPES, check_contract, check_model_file
 
 CONTRACT_VERSION = 1
 DEEPNESS_INPUT_SCALE = 1.0 / 255.0
-_HEX_COLOR = re.compile(r"^#[0-9a-fA-F]{6}$")
-
-INPUT_DTYPES: dict[str, tuple[float, float] | None] = {
-    "uint8": (0, 255),
-    "uint16": (0, 65535),
-    "int16": (-32768, 32767),
-    "uint32": (0, 2**32 - 1),
-    "int32": (-(2**31), 2**31 - 1),
-    "float32": None,
-    "float64": None,
-}
-"""Values of ``input_dtype`` (numpy names) and the range each integer type can hold."""
 
 
 @dataclass(frozen=True)
@@ -96,10 +85,6 @@ def _dtype_for_range(low: float, high: float) -> str:
             if limits is not None and limits[0] <= low and high <= limits[1]:
                 return name
     return "float32"
-
-
-class ModelContractError(InputError):
-    """The model's metadata is missing, malformed or inconsistent."""
 
 
 @dataclass(frozen=True)
@@ -157,7 +142,7 @@ class ModelContract:
             # collide with the output's nodata value 0.
             offset = 0 if self.nodata_channel == 0 else 1
             object.__setattr__(self, "class_values", {c: c + offset for c in self.class_names})
-        self.validate()
+        check_contract(self)
 
     @property
     def num_classes(self) -> int:
@@ -214,92 +199,6 @@ class ModelContract:
         if 256.5 < inverse <= 65535.5 and abs(inverse - round(inverse)) < 1e-6 * inverse:
             return InputExpectation("uint16", (0.0, float(round(inverse))), origin)
         return None
-
-    def validate(self) -> None:
-        """Raise :class:`ModelContractError` naming the first inconsistent key."""
-        channels = sorted(self.class_names)
-        if not channels or channels != list(range(len(channels))):
-            raise ModelContractError(
-                "Model metadata 'class_names' must name every output channel 0..K-1, "
-                f"got channels {channels}."
-            )
-        if self.nodata_channel is not None and self.nodata_channel not in self.class_names:
-            raise ModelContractError(
-                f"Model metadata 'nodata_channel' {self.nodata_channel} is not an output channel."
-            )
-        if sorted(self.class_values) != channels:
-            raise ModelContractError(
-                "Model metadata 'class_values' must give a value for every channel in "
-                "'class_names'."
-            )
-        real_values = [self.class_values[c] for c in self.class_channels]
-        if any(not 1 <= v <= 255 for v in real_values) or len(set(real_values)) != len(real_values):
-            raise ModelContractError(
-                "Model metadata 'class_values' must be distinct integers 1-255 (0 is the "
-                f"output's nodata), got {real_values}."
-            )
-        if self.class_colors:
-            if sorted(self.class_colors) != channels:
-                raise ModelContractError(
-                    "Model metadata 'class_colors' must give a colour for every channel."
-                )
-            for channel, color in self.class_colors.items():
-                if not _HEX_COLOR.match(color):
-                    raise ModelContractError(
-                        f"Model metadata 'class_colors': channel {channel} colour {color!r} "
-                        "is not '#rrggbb'."
-                    )
-        if not self.band_names:
-            raise ModelContractError("Model metadata 'band_names' is empty.")
-        if not self.class_channels:
-            raise ModelContractError("Model metadata leaves no class channel for argmax.")
-        if not self.resolution_cm > 0:
-            raise ModelContractError("Model metadata 'resolution' must be > 0 (cm per pixel).")
-        if self.tile_size <= 0:
-            raise ModelContractError("Model metadata 'tile_size' must be a positive integer.")
-        if not 0 <= self.tiles_overlap_percent < 100:
-            raise ModelContractError("Model metadata 'tiles_overlap' must be 0-99 (percent).")
-        if self.output_margin < 0 or self.output_size <= 0:
-            raise ModelContractError(
-                f"Model metadata 'output_margin' {self.output_margin} leaves no output for "
-                f"tile size {self.tile_size}."
-            )
-        if not self.input_scale > 0:
-            raise ModelContractError("Model metadata 'input_scale' must be > 0.")
-        for key, values in (
-            ("standardization_mean", self.standardization_mean),
-            ("standardization_std", self.standardization_std),
-        ):
-            if values is not None and len(values) not in (1, self.num_bands):
-                raise ModelContractError(
-                    f"Model metadata '{key}' has {len(values)} values for {self.num_bands} bands."
-                )
-        if self.standardization_std is not None and any(s <= 0 for s in self.standardization_std):
-            raise ModelContractError("Model metadata 'standardization_std' must be > 0.")
-        if self.input_dtype is not None and self.input_dtype not in INPUT_DTYPES:
-            raise ModelContractError(
-                f"Model metadata 'input_dtype' {self.input_dtype!r} is not one of "
-                f"{', '.join(INPUT_DTYPES)}."
-            )
-        if self.input_range is not None:
-            if len(self.input_range) != 2 or not self.input_range[0] < self.input_range[1]:
-                raise ModelContractError(
-                    "Model metadata 'input_range' must be [low, high] with low < high, got "
-                    f"{list(self.input_range)}."
-                )
-            limits = INPUT_DTYPES.get(self.input_dtype or "")
-            if limits is not None and not (
-                limits[0] <= self.input_range[0] and self.input_range[1] <= limits[1]
-            ):
-                raise ModelContractError(
-                    f"Model metadata 'input_range' {list(self.input_range)} does not fit "
-                    f"'input_dtype' {self.input_dtype} ({limits[0]:g}-{limits[1]:g})."
-                )
-        if self.model_type != "Segmentor":
-            raise ModelContractError(
-                f"Model metadata 'model_type' is {self.model_type!r}; only 'Segmentor' "
-                "(semantic segmentation) models classify land cover."
-            )
 
     def to_metadata_props(self) -> dict[str, str]:
         """The contract as ONNX ``metadata_props`` (every value JSON-encoded)."""
@@ -462,17 +361,6 @@ class _MetadataReader:
             raise ModelContractError(
                 f"Model metadata '{key}' is malformed: expected a list of numbers."
             ) from error
-
-
-def check_model_file(path: Path) -> None:
-    """Raise :class:`InputError` unless ``path`` is a file: a folder is called one (a
-    model is a single ``.onnx`` file), anything else not found."""
-    if path.is_dir():
-        raise InputError(
-            f"The model {path} is a folder, not a file: give an ONNX model file (.onnx)."
-        )
-    if not path.is_file():
-        raise InputError(f"Model file not found: {path}")
 
 
 def read_metadata_props(path: str | os.PathLike[str]) -> dict[str, str]:

@@ -46,7 +46,7 @@ from urllib.parse import urljoin, urlsplit
 import requests
 import urllib3
 
-from ..errors import CancelledError, InputError, LandcoverError
+from ..errors import CancelledError, ChecksumError, DownloadError, InputError
 from ..files.checksum import file_sha256, normalize_sha256
 from ..progress import NullProgress, Progress, check_cancelled
 from ..units import format_bytes
@@ -70,14 +70,6 @@ PART_MAX_AGE_SECONDS = 7 * 24 * 3600.0
 _QUEUED_PIECES = 64  # body pieces read ahead of the file writes (at most 4 MiB)
 
 T = TypeVar("T")
-
-
-class DownloadError(LandcoverError):
-    """The download failed: network, HTTP status, size limit or a rejected file."""
-
-
-class ChecksumError(DownloadError):
-    """The downloaded bytes do not have the expected SHA-256 or size."""
 
 
 @dataclass(frozen=True)

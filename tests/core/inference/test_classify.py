@@ -490,7 +490,7 @@ LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.
 
 
 def test_real_imagery_with_the_default_model(tmp_path: Path) -> None:
-    from qgis_landcover.core.models.catalogue import resolve_model
+    from qgis_landcover.core.models.resolve import resolve_model
 
     try:
         model = resolve_model("")

@@ -212,7 +212,7 @@ def test_tiles_around_nodata_equal_one_piece_inference(tmp_path: Path, naip: Pat
 
 @pytest.fixture(scope="module")
 def default_model() -> Path:
-    from qgis_landcover.core.models.catalogue import resolve_model
+    from qgis_landcover.core.models.resolve import resolve_model
 
     try:
         return Path(resolve_model(""))

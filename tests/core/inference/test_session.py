@@ -1,14 +1,13 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 from __future__ import annotations
 
-import json
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 
-from qgis_landcover.core.errors import InputError
+from qgis_landcover.core.errors import InputError, ModelContractError
 from qgis_landcover.core.inference.session import (
     CPU,
     CUDA,
@@ -19,7 +18,6 @@ from qgis_landcover.core.inference.session import (
     probe_tile_size,
     provider_candidates,
 )
-from qgis_landcover.core.models.contract import ModelContractError
 from qgis_landcover.core.progress import NullProgress
 
 from ...onnx_models import box_model, contract_for, pointwise_model, pointwise_reference
@@ -110,49 +108,6 @@ def test_not_onnx_and_missing_files_are_clear_errors(tmp_path: Path) -> None:
         load_session(tmp_path, "cpu")
 
 
-@pytest.mark.parametrize("tile", [32, None])
-def test_class_count_must_match_output_channels(tmp_path: Path, tile: int | None) -> None:
-    path = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract_for(4), tile=tile)
-    with pytest.raises(ModelContractError, match="class_names"):
-        load_session(path, "cpu")
-
-
-def test_band_count_must_match_input_channels(tmp_path: Path) -> None:
-    contract = contract_for(3, bands=("red", "green", "blue"))
-    path = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract, tile=32)
-    with pytest.raises(ModelContractError, match=r"band_names.*red, green, blue.*4 channels"):
-        load_session(path, "cpu")
-
-
-def test_fixed_tile_must_match_tile_size(tmp_path: Path) -> None:
-    path = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract_for(3), tile=64)
-    with pytest.raises(ModelContractError, match=r"'tile_size' is 32.*fixed at 64 x 64"):
-        load_session(path, "cpu")
-
-
-@pytest.mark.parametrize("tile", [32, None])
-def test_output_margin_must_match_the_crop(tmp_path: Path, tile: int | None) -> None:
-    weights = WEIGHTS[:2]
-    # The graph crops 2 pixels per side; metadata claiming 0 (or 3) is caught on load.
-    for claimed in (0, 3):
-        contract = contract_for(2, output_margin=claimed)
-        path = box_model(
-            tmp_path / f"m{claimed}.onnx", weights, contract=contract, tile=tile, margin=2
-        )
-        with pytest.raises(ModelContractError, match="output_margin"):
-            load_session(path, "cpu")
-    good = box_model(
-        tmp_path / "good.onnx",
-        weights,
-        contract=contract_for(2, output_margin=2),
-        tile=tile,
-        margin=2,
-    )
-    session = load_session(good, "cpu")
-    assert session.run(np.zeros((1, 4, 32, 32), np.float32)).shape == (1, 2, 28, 28)
-    assert session.fixed_tile == tile
-
-
 def test_missing_metadata_names_the_key(tmp_path: Path) -> None:
     props = contract_for(3).to_metadata_props()
     del props["resolution"]
@@ -162,23 +117,6 @@ def test_missing_metadata_names_the_key(tmp_path: Path) -> None:
     path = pointwise_model(tmp_path / "bare.onnx", WEIGHTS, metadata={})
     with pytest.raises(ModelContractError, match=r"bare.onnx"):
         load_session(path, "cpu")
-
-
-def test_deepness_metadata_takes_its_bands_from_the_graph(tmp_path: Path) -> None:
-    props = {
-        "model_type": json.dumps("Segmentor"),
-        "class_names": json.dumps({"0": "background", "1": "field", "2": "road"}),
-        "resolution": json.dumps(50),
-        "tiles_size": json.dumps(32),
-        "tiles_overlap": json.dumps(15),
-    }
-    path = pointwise_model(tmp_path / "deepness.onnx", WEIGHTS, metadata=props, tile=32, batch=1)
-    session = load_session(path, "cpu")
-    contract = session.contract
-    assert contract.band_names == ["band1", "band2", "band3", "band4"]
-    assert contract.input_scale == pytest.approx(1 / 255)
-    assert contract.class_values == {0: 1, 1: 2, 2: 3}
-    assert session.fixed_batch == 1 and session.fixed_tile == 32
 
 
 def test_wrong_runtime_shape_is_reported(tmp_path: Path) -> None:
