@@ -27,7 +27,7 @@ def core_errors() -> Iterator[None]:
         raise QgsProcessingException(str(error)) from error
     except MemoryError as error:
         raise QgsProcessingException(
-            f"Not enough memory ({error or 'allocation failed'}): free memory, or process a "
+            f"Not enough memory ({str(error) or 'allocation failed'}): free memory, or process a "
             "smaller extent (classify: a smaller BATCH_SIZE or TILE_SIZE)."
         ) from error
 
