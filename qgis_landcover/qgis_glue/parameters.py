@@ -7,13 +7,14 @@ from __future__ import annotations
 
 import re
 from collections.abc import Iterable
-from typing import Any
+from typing import Any, TypeVar
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
     QgsProcessingParameterNumber,
     QgsProperty,
@@ -27,6 +28,8 @@ EXTENT_POLICY_HELP = (
     "An extent without area (zero width or height) is refused, never taken for no extent."
 )
 """The extent policy of :func:`extent_bounds`, for the extent parameters' help."""
+
+DefinitionT = TypeVar("DefinitionT", bound=QgsProcessingParameterDefinition)
 
 
 def parameter_label(algorithm: QgsProcessingAlgorithm, name: str) -> str:
@@ -145,6 +148,17 @@ def band_numbers(
     return bands or None
 
 
+def with_settings_of(original: QgsProcessingParameterDefinition, copy: DefinitionT) -> DefinitionT:
+    """``copy`` with the default value, flags, help and metadata of ``original``: what
+    ``clone()`` of a Python parameter class must carry over (QGIS clones definitions
+    when it copies an algorithm)."""
+    copy.setDefaultValue(original.defaultValue())
+    copy.setFlags(original.flags())
+    copy.setHelp(original.help())
+    copy.setMetadata(original.metadata())
+    return copy
+
+
 class NamedEnumParameter(QgsProcessingParameterEnum):
     """An enum parameter whose values are its option names (static strings, stable in
     models and scripts) that also accepts an option's index, as ``qgis_process help``
@@ -185,13 +199,9 @@ class NamedEnumParameter(QgsProcessingParameterEnum):
         return super().checkValueIsAcceptable(value if name is None else name, context)
 
     def clone(self) -> NamedEnumParameter:
-        copy = NamedEnumParameter(
-            self.name(), self.description(), self.options(), self.defaultValue()
+        return with_settings_of(
+            self, NamedEnumParameter(self.name(), self.description(), self.options())
         )
-        copy.setFlags(self.flags())
-        copy.setHelp(self.help())
-        copy.setMetadata(self.metadata())
-        return copy
 
 
 def enum_string(

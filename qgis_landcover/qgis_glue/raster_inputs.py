@@ -26,6 +26,7 @@ from ..core.errors import InputError
 from ..core.files.inputs import local_file
 from ..core.raster.reading import open_raster
 from .feedback import core_errors
+from .parameters import with_settings_of
 
 
 @dataclass(frozen=True)
@@ -85,11 +86,7 @@ class RasterFileParameter(QgsProcessingParameterRasterLayer):
         return super().checkValueIsAcceptable(value, context)
 
     def clone(self) -> RasterFileParameter:
-        copy = RasterFileParameter(self.name(), self.description(), self.defaultValue())
-        copy.setFlags(self.flags())
-        copy.setHelp(self.help())
-        copy.setMetadata(self.metadata())
-        return copy
+        return with_settings_of(self, RasterFileParameter(self.name(), self.description()))
 
 
 def raster_input(

@@ -17,6 +17,7 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
@@ -277,6 +278,26 @@ def test_enum_by_name_or_index(algorithm: ParametersAlgorithm, value: Any, name:
     assert definition.checkValueIsAcceptable(value, context)
     assert definition.clone().checkValueIsAcceptable(value, context)
     assert enum_string(algorithm, {"DEVICE": value}, "DEVICE", context) == name
+
+
+def test_enum_clone_keeps_default_help_and_flags(algorithm: ParametersAlgorithm) -> None:
+    """QGIS clones definitions when it copies an algorithm (e.g. in the modeler)."""
+    definition = algorithm.parameterDefinition("DEVICE")
+    definition.setHelp("Where the model runs.")
+    definition.setFlags(definition.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    copy = definition.clone()
+    assert isinstance(copy, NamedEnumParameter)
+    assert (copy.name(), copy.description(), copy.options()) == (
+        "DEVICE",
+        "Device",
+        ["auto", "cpu", "cuda"],
+    )
+    assert (copy.defaultValue(), copy.help(), copy.flags()) == (
+        "auto",
+        "Where the model runs.",
+        definition.flags(),
+    )
+    assert copy.usesStaticStrings()
 
 
 @pytest.mark.parametrize("value", ["3", -1, "gpu", True])
