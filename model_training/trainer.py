@@ -83,41 +83,68 @@ def resolve_amp(setting: str, device: torch.device) -> torch.dtype | None:
     return torch.float16
 
 
-def configure_torch(config: Config, context: Context) -> None:
-    """Threads, determinism and speed switches for this process."""
-    train = config.train
-    if train.threads > 0:
-        torch.set_num_threads(train.threads)
-    if train.deterministic:
-        # cuBLAS is deterministic only with a fixed workspace (read at first use).
-        os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
-        torch.use_deterministic_algorithms(True)
-        torch.backends.cudnn.benchmark = False
-    elif context.device.type == "cuda":
-        torch.backends.cudnn.benchmark = True
-    if context.device.type == "cuda":
-        torch.backends.cuda.matmul.allow_tf32 = True
-        torch.backends.cudnn.allow_tf32 = True
-
-
 class Trainer:
-    """One process's share of a training run (see :func:`run`)."""
+    """One process's share of a training run (see :func:`run`).
+
+    Built in steps, each a ``configure_*`` method that reads what the ones before it
+    set: torch switches, the run folder, the data, the normalisation (and the model
+    contract), the datasets, the loss, the model, the optimizer, the starting point
+    (a fresh start or a checkpoint), the distributed wrapper and the logs.
+    """
 
     def __init__(self, config: Config, context: Context, resume: dict[str, Any] | None = None):
+        """``resume``: a loaded checkpoint to continue from (:func:`run`)."""
         self.config = config
         self.context = context
         self.device = context.device
-        configure_torch(config, context)
         self.run_dir = Path(config.train.run_dir)
-        train = config.train
-        if context.is_main:
-            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
-            save_config(config, self.run_dir / "config.yaml")
-        distributed.barrier(context)
+        self.class_values = config.class_values
+        self.margin = config.model.output_margin
+        self.configure_torch()
+        self.configure_run_folder()
+        self.configure_data()
+        self.configure_normalization(resume)
+        self.configure_datasets()
+        self.configure_loss()
+        self.configure_model(resume)
+        self.configure_optimizer()
+        self.configure_start(resume)
+        self.configure_distributed()
+        self.configure_logging(resume)
 
-        values = config.class_values
-        self.class_values = values
-        self.mapper = LabelMapper(config.labels.remap, values, config.labels.ignore_values)
+    # -- set-up --------------------------------------------------------------------
+
+    def configure_torch(self) -> None:
+        """Threads, determinism and speed switches for this process."""
+        train = self.config.train
+        if train.threads > 0:
+            torch.set_num_threads(train.threads)
+        if train.deterministic:
+            # cuBLAS is deterministic only with a fixed workspace (read at first use).
+            os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+            torch.use_deterministic_algorithms(True)
+            torch.backends.cudnn.benchmark = False
+        elif self.device.type == "cuda":
+            torch.backends.cudnn.benchmark = True
+        if self.device.type == "cuda":
+            torch.backends.cuda.matmul.allow_tf32 = True
+            torch.backends.cudnn.allow_tf32 = True
+
+    def configure_run_folder(self) -> None:
+        """Rank 0 creates the run folder (with ``checkpoints/``) and saves the resolved
+        configuration there; every rank waits until it exists."""
+        if self.context.is_main:
+            (self.run_dir / "checkpoints").mkdir(parents=True, exist_ok=True)
+            save_config(self.config, self.run_dir / "config.yaml")
+        distributed.barrier(self.context)
+
+    def configure_data(self) -> None:
+        """The label mapping (raw label values -> channels) and the training and
+        validation sources: image / label pairs, opened in this process."""
+        config = self.config
+        self.mapper = LabelMapper(
+            config.labels.remap, self.class_values, config.labels.ignore_values
+        )
         d = config.data
         self.train_pairs = resolve_pairs(d.train, d.image_suffix, d.label_suffix)
         self.val_pairs = resolve_pairs(d.val, d.image_suffix, d.label_suffix)
@@ -125,65 +152,93 @@ class Trainer:
         self.train_sources = open_sources(self.train_pairs, self.mapper, *source_args)
         self.val_sources = open_sources(self.val_pairs, self.mapper, *source_args)
 
+    def configure_normalization(self, resume: dict[str, Any] | None) -> None:
+        """Band statistics and class counts (:meth:`data_statistics`) and the model
+        contract built from them: the datasets normalise as the exported model will
+        declare."""
         self.statistics = self.data_statistics(resume)
-        self.contract = trained_contract(config, self.statistics.mean, self.statistics.std)
+        self.contract = trained_contract(self.config, self.statistics.mean, self.statistics.std)
+
+    def configure_datasets(self) -> None:
+        """Training patches drawn by this rank's sampler (seeded per rank, rare classes
+        over-sampled, augmented) and this rank's share of the validation tiles, both
+        normalised as the contract says."""
+        config, context = self.config, self.context
         normalizer = Normalizer(self.contract)
-        rare = [values.index(v) for v in config.sampler.rare_classes]
+        rare = [self.class_values.index(v) for v in config.sampler.rare_classes]
         s = config.sampler
         self.sampler = PatchSampler(
             self.train_sources,
-            d.patch_size,
+            config.data.patch_size,
             rare,
             s.rare_min_fraction,
             s.common_keep_probability,
             s.min_labelled_fraction,
             s.max_tries,
-            seed=train.seed,
+            seed=config.train.seed,
             rank=context.rank,
         )
         self.train_set = TrainPatches(
             self.sampler, config.augment, normalizer, config.normalization.input_scale
         )
-        self.margin = config.model.output_margin
         windows = validation_windows(
-            self.val_sources, d.patch_size, context.rank, context.world_size, self.margin
+            self.val_sources, config.data.patch_size, context.rank, context.world_size, self.margin
         )
         self.val_set = ValidationTiles(self.val_sources, windows, normalizer)
 
+    def configure_loss(self) -> None:
+        """The loss on this device, with the class weights of ``loss.class_weights``."""
+        loss = self.config.loss
         weights = self.class_weights()
         self.loss_fn = build_loss(
-            config.loss.name,
+            loss.name,
             None if weights is None else torch.tensor(weights, dtype=torch.float32),
-            focal_gamma=config.loss.focal_gamma,
-            dice_weight=config.loss.dice_weight,
+            focal_gamma=loss.focal_gamma,
+            dice_weight=loss.dice_weight,
         ).to(self.device)
 
-        torch.manual_seed(train.seed)  # identical initial weights on every rank
+    def configure_model(self, resume: dict[str, Any] | None) -> None:
+        """The network on this device: the same initial weights on every rank (seeded),
+        ``model.init_weights`` loaded unless resuming, ``model.freeze`` applied, batch
+        norm synchronised across GPUs, channels-last memory on CUDA."""
+        config = self.config
+        torch.manual_seed(config.train.seed)  # identical initial weights on every rank
         model: nn.Module = build_model(config)
         if config.model.init_weights and resume is None:
             model.load_state_dict(model_weights(Path(config.model.init_weights)))
         self.frozen = freeze_modules(model, config.model.freeze)
-        if context.distributed and self.device.type == "cuda":
+        if self.context.distributed and self.device.type == "cuda":
             model = nn.SyncBatchNorm.convert_sync_batchnorm(model)
         # Channels-last lets tensor-core convolutions run without layout transposes.
         self.memory_format = (
             torch.channels_last if self.device.type == "cuda" else torch.contiguous_format
         )
         self.model = model.to(self.device, memory_format=self.memory_format)
+
+    def configure_optimizer(self) -> None:
+        """AdamW over the trainable weights, the learning-rate schedule (per optimizer
+        step, :func:`lr_factor`) and mixed precision: the autocast dtype and, for
+        float16, the gradient scaler."""
+        config = self.config
         trainable = [p for p in self.model.parameters() if p.requires_grad]
         if not trainable:
             raise InputError("model.freeze leaves no weights to train.")
         self.optimizer = torch.optim.AdamW(
             trainable, lr=config.optim.lr, weight_decay=config.optim.weight_decay
         )
-        self.total_steps = train.epochs * train.steps_per_epoch
+        self.total_steps = config.train.epochs * config.train.steps_per_epoch
         self.scheduler = torch.optim.lr_scheduler.LambdaLR(
             self.optimizer, lambda step: lr_factor(step, config.optim, self.total_steps)
         )
-        self.amp_dtype = resolve_amp(train.amp, self.device)
+        self.amp_dtype = resolve_amp(config.train.amp, self.device)
         self.scaler = torch.amp.GradScaler(
             "cuda", enabled=self.amp_dtype == torch.float16 and self.device.type == "cuda"
         )
+
+    def configure_start(self, resume: dict[str, Any] | None) -> None:
+        """Where the loop starts: step 0 with no best epoch yet, or the checkpoint
+        ``resume`` (weights, optimizer, schedule, scaler, random state and counters;
+        :meth:`restore`)."""
         self.step = 0
         self.next_draw = 0
         self.best_value = -math.inf
@@ -192,16 +247,24 @@ class Trainer:
         if resume is not None:
             self.restore(resume)
 
+    def configure_distributed(self) -> None:
+        """The module the training step calls: the model wrapped in
+        DistributedDataParallel when several processes train (gradients all-reduced
+        once per optimizer step), compiled with ``train.compile``. Wrapped after the
+        restore, so every rank starts from the checkpoint's weights."""
         self.ddp: nn.Module = self.model
-        if context.distributed:
+        if self.context.distributed:
             self.ddp = DistributedDataParallel(
                 self.model, device_ids=[self.device.index] if self.device.type == "cuda" else None
             )
-        self.forward: nn.Module = torch.compile(self.ddp) if train.compile else self.ddp
-        self.log = RunLog(self.run_dir, self.step if resume else None) if context.is_main else None
-        self.sample_log = self.open_sample_log() if train.log_samples else None
+        self.forward: nn.Module = torch.compile(self.ddp) if self.config.train.compile else self.ddp
 
-    # -- set-up --------------------------------------------------------------------
+    def configure_logging(self, resume: dict[str, Any] | None) -> None:
+        """Rank 0's run log (``train.csv`` / ``val.csv``, cut back to the resumed step)
+        and, with ``train.log_samples``, each rank's record of its draws."""
+        is_main = self.context.is_main
+        self.log = RunLog(self.run_dir, self.step if resume else None) if is_main else None
+        self.sample_log = self.open_sample_log() if self.config.train.log_samples else None
 
     def data_statistics(self, resume: dict[str, Any] | None) -> DataStatistics:
         """Band statistics and class counts: from the checkpoint on resume, else measured
