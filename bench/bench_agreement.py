@@ -59,18 +59,17 @@ def child_core() -> dict[str, Any]:
 
     baseline = peak_rss_mb()
     wall, cpu = time.perf_counter(), time.process_time()
-    result = assess_agreement(CLASSIFIED, REFERENCE, classified_remap=REMAP)
+    statistics = assess_agreement(CLASSIFIED, REFERENCE, classified_remap=REMAP).statistics
     wall, cpu = time.perf_counter() - wall, time.process_time() - cpu
-    report = result.report
     return {
         "seconds": wall,
         "cpu_seconds": cpu,
         "peak_rss_mb": peak_rss_mb(),
         "rss_after_imports_mb": baseline,
-        "classes": report["classes"],
-        "matrix": report["matrix"],
-        "kappa": report["kappa"],
-        "observations": report["observations"],
+        "classes": statistics.class_values,
+        "matrix": [list(row) for row in statistics.matrix],
+        "kappa": statistics.kappa.value,
+        "observations": statistics.observations,
     }
 
 

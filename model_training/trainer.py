@@ -551,11 +551,11 @@ class Trainer:
         labelled_total = float(loss_total[1])
         return {
             "loss": float(loss_total[0]) / labelled_total if labelled_total else math.nan,
-            "overall_accuracy": stats["overall_accuracy"],
-            "kappa": stats["kappa"],
-            "miou": stats["mean_iou"],
-            "pixels": int(stats["observations"]),
-            "iou": {str(v): iou for v, iou in zip(self.class_values, stats["iou"], strict=True)},
+            "overall_accuracy": stats.overall_accuracy,
+            "kappa": stats.kappa.value,
+            "miou": stats.mean_iou,
+            "pixels": stats.observations,
+            "iou": {str(c.value): c.iou for c in stats.classes},
         }
 
     # -- the end -------------------------------------------------------------------

@@ -28,13 +28,13 @@ import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
 
 import numpy as np
 import torch
 
 from qgis_landcover.core.accuracy.confusion import ConfusionMatrix
 from qgis_landcover.core.accuracy.remap import apply_remap
+from qgis_landcover.core.accuracy.statistics import AgreementStatistics
 from qgis_landcover.core.files.atomic import atomic_output
 from qgis_landcover.core.files.checksum import file_sha256
 from qgis_landcover.core.inference.session import load_session
@@ -192,37 +192,23 @@ def load_patches(folder: Path = PATCHES) -> Patches:
 class Scores:
     """Agreement of predictions with reference labels over the classes 1..K.
 
-    ``statistics`` is the plugin core's
-    :func:`~qgis_landcover.core.accuracy.statistics.accuracy_statistics` (rows = prediction,
+    ``statistics``: the plugin core's statistics of all patches (rows = prediction,
     columns = reference); ``per_patch_accuracy`` the overall accuracy of each patch.
     """
 
-    statistics: dict[str, Any]
+    statistics: AgreementStatistics
     per_patch_accuracy: list[float]
-
-    @property
-    def pixels(self) -> int:
-        return int(self.statistics["observations"])
-
-    @property
-    def overall_accuracy(self) -> float:
-        return float(self.statistics["overall_accuracy"])
-
-    @property
-    def kappa(self) -> float:
-        return float(self.statistics["kappa"])
 
     def reference_share(self, value: int) -> float:
         """Share of the labelled pixels whose reference is class ``value``."""
-        index = self.statistics["classes"].index(value)
-        return self.statistics["column_totals"][index] / max(self.pixels, 1)
+        record = self.statistics.class_accuracy(value)
+        return (record.reference if record else 0) / max(self.statistics.observations, 1)
 
     def confused(self, reference: int, predicted: int) -> float:
         """Share of the pixels of reference class ``reference`` predicted ``predicted``."""
-        classes = self.statistics["classes"]
-        column = classes.index(reference)
-        count = self.statistics["matrix"][classes.index(predicted)][column]
-        return count / max(self.statistics["column_totals"][column], 1)
+        record = self.statistics.class_accuracy(reference)
+        count = self.statistics.count(classified=predicted, reference=reference)
+        return count / max(record.reference if record else 0, 1)
 
 
 def predict_classes(scores: np.ndarray) -> np.ndarray:
@@ -246,7 +232,7 @@ def score_patches(
     for patch_predicted, patch_reference in zip(predicted, reference, strict=True):
         matrix = ConfusionMatrix(classes, ignore_values=[NODATA_CHANNEL])
         matrix.update(patch_predicted, patch_reference)
-        per_patch.append(float(matrix.statistics()["overall_accuracy"]))
+        per_patch.append(float(matrix.statistics().overall_accuracy))
         total.merge(matrix)
     return Scores(total.statistics(CLASS_NAMES), per_patch)
 
@@ -313,9 +299,9 @@ def conversion_card(
     """The model card, with the accuracy measured on ``patches`` (the conversion check)
     and the ``heldout`` section (the evaluation through the plugin)."""
     class_rows = tuple(
-        (str(channel), CLASS_NAMES[channel], f"`{CLASS_COLORS[channel]}`",
-         f"{scores.reference_share(channel):.1%}", _format(iou))
-        for channel, iou in zip(scores.statistics["classes"], scores.statistics["iou"], strict=True)
+        (str(c.value), CLASS_NAMES[c.value], f"`{CLASS_COLORS[c.value]}`",
+         f"{scores.reference_share(c.value):.1%}", _format(c.iou))
+        for c in scores.statistics.classes
     )  # fmt: skip
     patch_rows = tuple(
         (f"`{name}`", f"{accuracy:.3f}")
@@ -334,11 +320,11 @@ def conversion_card(
             f"Evaluated by the converter with ONNX Runtime on the {len(patches.names)} real "
             "256 x 256 patches of `data/chesapeake_1m_patches` (NAIP tile m_3708020_sw_17_1, "
             "West Virginia, 2014; Chesapeake 7-class labels mapped 5, 6 -> 4), scoring "
-            f"the centre {output} x {output} of each patch, {scores.pixels:,} labelled "
-            "pixels:",
+            f"the centre {output} x {output} of each patch, "
+            f"{scores.statistics.observations:,} labelled pixels:",
             "",
-            f"- Overall accuracy: **{scores.overall_accuracy:.3f}**",
-            f"- Cohen's kappa: **{scores.kappa:.3f}**",
+            f"- Overall accuracy: **{scores.statistics.overall_accuracy:.3f}**",
+            f"- Cohen's kappa: **{scores.statistics.kappa.value:.3f}**",
             "",
             CardTable(("patch", "overall accuracy"), patch_rows),
         ),
@@ -455,9 +441,11 @@ def convert(
 
 def _summary(label: str, scores: Scores) -> str:
     per_patch = " ".join(f"{a:.3f}" for a in scores.per_patch_accuracy)
+    statistics = scores.statistics
     return (
-        f"{label}: overall accuracy {scores.overall_accuracy:.4f}, kappa {scores.kappa:.4f} "
-        f"on {scores.pixels:,} pixels (per patch: {per_patch})"
+        f"{label}: overall accuracy {statistics.overall_accuracy:.4f}, kappa "
+        f"{statistics.kappa.value:.4f} on {statistics.observations:,} pixels (per patch: "
+        f"{per_patch})"
     )
 
 

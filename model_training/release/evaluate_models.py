@@ -36,6 +36,8 @@ from typing import Any
 
 from osgeo import osr
 
+from qgis_landcover.core.accuracy.agreement import AgreementReport
+from qgis_landcover.core.accuracy.statistics import AgreementStatistics
 from qgis_landcover.core.raster.grid import Window
 from qgis_landcover.core.raster.reading import open_raster, raster_grid
 
@@ -51,23 +53,21 @@ CLASS_NAMES = {1: "water", 2: "tree canopy", 3: "low vegetation", 4: "barren and
 
 @dataclass(frozen=True)
 class Evaluation:
-    """One model's agreement (the ``landcover:agreement`` JSON report) and timing."""
+    """One model's agreement (the ``landcover:agreement`` JSON report, read back) and
+    timing."""
 
     name: str
     model: str
-    statistics: dict[str, Any]
+    report: AgreementReport
     classify_seconds: float
     classified: Path
 
 
-def class_iou(statistics: dict[str, Any], value: int) -> float | None:
-    """IoU of class ``value`` in ``landcover:agreement`` statistics; ``None`` when the
-    class is absent from the reference (a few pixels mapped to it give IoU 0, which
-    says nothing about the class)."""
-    classes = statistics["classes"]
-    if value not in classes or statistics["column_totals"][classes.index(value)] == 0:
-        return None
-    return statistics["iou"][classes.index(value)]
+def class_iou(statistics: AgreementStatistics, value: int) -> float | None:
+    """IoU of class ``value``; ``None`` when the class is absent from the reference (a
+    few pixels mapped to it give IoU 0, which says nothing about the class)."""
+    record = statistics.class_accuracy(value)
+    return record.iou if record is not None and record.reference > 0 else None
 
 
 def qgis_process(algorithm: str, parameters: dict[str, str]) -> dict[str, Any]:
@@ -137,8 +137,8 @@ def evaluate(
             "OUTPUT_HTML": str(report.with_suffix(".html")),
         },
     )
-    statistics = json.loads(report.read_text(encoding="utf-8"))
-    return Evaluation(name, model, statistics, seconds, classified)
+    document = json.loads(report.read_text(encoding="utf-8"))
+    return Evaluation(name, model, AgreementReport.from_json(document), seconds, classified)
 
 
 def _number(value: float | None) -> str:
@@ -148,7 +148,8 @@ def _number(value: float | None) -> str:
 def report_markdown(report: dict[str, Any]) -> str:
     """A Markdown table of a :func:`report_json` report (same pixels for every model)."""
     models = report["models"]
-    pixels = {m["observations"] for m in models.values()}
+    scored = {name: AgreementStatistics.from_json(entry) for name, entry in models.items()}
+    pixels = {statistics.observations for statistics in scored.values()}
     header = ["model", "overall accuracy", "kappa", "mean IoU"]
     header += [f"IoU {name}" for name in CLASS_NAMES.values()]
     header += ["classify time (s)"]
@@ -162,14 +163,14 @@ def report_markdown(report: dict[str, Any]) -> str:
         "| " + " | ".join(header) + " |",
         "|" + "---|" * len(header),
     ]
-    for name, statistics in models.items():
+    for name, statistics in scored.items():
         cells = [
             name,
-            _number(statistics["overall_accuracy"]),
-            _number(statistics["kappa"]),
-            _number(statistics["mean_iou"]),
+            _number(statistics.overall_accuracy),
+            _number(statistics.kappa.value),
+            _number(statistics.mean_iou),
             *(_number(class_iou(statistics, value)) for value in CLASS_NAMES),
-            f"{statistics['classify_seconds']:.1f}",
+            f"{models[name]['classify_seconds']:.1f}",
         ]
         lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
@@ -196,7 +197,7 @@ def report_json(
             e.name: {
                 "model": relative(e.model) if e.model else "",
                 "classify_seconds": round(e.classify_seconds, 2),
-                **e.statistics,
+                **e.report.to_json(),
             }
             for e in evaluations
         },
@@ -205,14 +206,13 @@ def report_json(
 
 def heldout_section(report: dict[str, Any], name: str) -> str:
     """The model card section for model ``name`` of a :func:`report_json` report."""
-    statistics = report["models"][name]
+    statistics = AgreementStatistics.from_json(report["models"][name])
     col, row, width, height = report["window"]
-    classes = statistics["classes"]
-    total = statistics["observations"]
+    total = statistics.observations
     shares = ", ".join(
-        f"{CLASS_NAMES[value]} {count / total:.1%}"
-        for value, count in zip(classes, statistics["column_totals"], strict=True)
-        if value in CLASS_NAMES and count > 0
+        f"{CLASS_NAMES[c.value]} {c.reference / total:.1%}"
+        for c in statistics.classes
+        if c.value in CLASS_NAMES and c.reference > 0
     )
     lines = [
         "## Measured accuracy: held-out pixels, through the plugin",
@@ -228,20 +228,20 @@ def heldout_section(report: dict[str, Any], name: str) -> str:
         "",
         "| measure | value |",
         "|---|---|",
-        f"| overall accuracy | **{_number(statistics['overall_accuracy'])}** |",
-        f"| Cohen's kappa | **{_number(statistics['kappa'])}** |",
-        f"| mean IoU (classes present) | {_number(statistics['mean_iou'])} |",
+        f"| overall accuracy | **{_number(statistics.overall_accuracy)}** |",
+        f"| Cohen's kappa | **{_number(statistics.kappa.value)}** |",
+        f"| mean IoU (classes present) | {_number(statistics.mean_iou)} |",
     ]
     for value, class_name in CLASS_NAMES.items():
         iou = class_iou(statistics, value)
         text = "n/a (absent from these pixels)" if iou is None else _number(iou)
         lines.append(f"| IoU {class_name} | {text} |")
-    majority = max(range(len(classes)), key=lambda i: statistics["column_totals"][i])
+    majority = max(statistics.classes, key=lambda c: c.reference)
     lines += [
         "",
-        f"A map of {CLASS_NAMES.get(classes[majority], classes[majority])} only (the "
+        f"A map of {CLASS_NAMES.get(majority.value, majority.value)} only (the "
         "majority class) would score overall accuracy "
-        f"{statistics['column_totals'][majority] / total:.3f} and kappa 0 on these pixels: "
+        f"{majority.reference / total:.3f} and kappa 0 on these pixels: "
         "kappa and the per-class IoU say more than overall accuracy here. "
         "These pixels come from the same NAIP tile (and year) as the training patches, "
         "two 256 x 256 patches in all: a check of the model on unseen pixels, not of how "

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -36,26 +36,78 @@ from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 from ..raster.writing import create_geotiff, hex_to_rgb, write_qml_paletted
 from .confusion import AGREE, DISAGREE, IGNORED, ConfusionMatrix
 from .remap import check_class_names, format_remap, format_values
-from .statistics import accuracy_statistics
+from .statistics import AgreementStatistics, accuracy_statistics
 
 DISAGREEMENT_COLORS = {IGNORED: "#bdbdbd", AGREE: "#1a9641", DISAGREE: "#d7191c"}
 DISAGREEMENT_NAMES = {IGNORED: "ignored", AGREE: "agree", DISAGREE: "disagree"}
 
 
-@dataclass
-class AgreementResult:
+@dataclass(frozen=True)
+class AgreementInputs:
+    """What was compared, as the report states it."""
+
+    classified: str
+    reference: str
+    comparison_grid: str
+    extent: str
+    reference_resampled: bool
+    classified_remap: str
+    reference_remap: str
+    ignore_values: str
+    classified_nodata: str
+    reference_nodata: str
+
+
+@dataclass(frozen=True)
+class AgreementReport:
     """Outcome of :func:`assess_agreement`.
 
     Attributes:
-        confusion: the accumulated matrix (rows = classification, columns = reference).
-        report: JSON-ready report: the statistics of
-            :func:`~qgis_landcover.core.accuracy.statistics.accuracy_statistics` at the top level,
-            plus ``title``, ``inputs``, ``ignored_pixels``, ``class_colors`` and
-            ``warnings``.
+        statistics: the statistics of the confusion matrix (rows = classification,
+            columns = reference).
+        ignored_pixels: pixels left out (nodata or an ignore value on either side).
+        compared_pixels: pixels of the compared area, ignored ones included.
+        inputs: what was compared.
+        class_colors: class value -> ``'#rrggbb'`` from the rasters' colour tables.
+        warnings: what the reader should know about the comparison.
+        title: the report's title.
     """
 
-    confusion: ConfusionMatrix
-    report: dict[str, Any] = field(default_factory=dict)
+    statistics: AgreementStatistics
+    ignored_pixels: int
+    compared_pixels: int
+    inputs: AgreementInputs
+    class_colors: Mapping[int, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    title: str = "Agreement with reference raster"
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the JSON document the algorithm writes: ``title``, the
+        statistics' keys (:meth:`AgreementStatistics.to_json`) at the top level, then
+        ``ignored_pixels``, ``compared_pixels``, ``class_colors``, ``warnings`` and
+        ``inputs``."""
+        return {
+            "title": self.title,
+            **self.statistics.to_json(),
+            "ignored_pixels": self.ignored_pixels,
+            "compared_pixels": self.compared_pixels,
+            "class_colors": {str(c): color for c, color in self.class_colors.items()},
+            "warnings": list(self.warnings),
+            "inputs": asdict(self.inputs),
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> AgreementReport:
+        """The report of a :meth:`to_json` document (e.g. a report file read back)."""
+        return cls(
+            statistics=AgreementStatistics.from_json(document),
+            ignored_pixels=document["ignored_pixels"],
+            compared_pixels=document["compared_pixels"],
+            inputs=AgreementInputs(**document["inputs"]),
+            class_colors={int(c): color for c, color in document["class_colors"].items()},
+            warnings=tuple(document["warnings"]),
+            title=document["title"],
+        )
 
 
 def compared_area(
@@ -155,7 +207,7 @@ def assess_agreement(
     disagreement_path: str | os.PathLike[str] | None = None,
     progress: Progress | None = None,
     target_pixels: int = TARGET_PIXELS,
-) -> AgreementResult:
+) -> AgreementReport:
     """Compare a classified raster with a reference raster over their common area.
 
     Args:
@@ -240,37 +292,36 @@ def assess_agreement(
 
     names.update(class_names or {})
     statistics = accuracy_statistics(confusion.matrix, confusion.classes, names)
-    if statistics["observations"] == 0:
+    if statistics.observations == 0:
         warnings.append(
             "Zero observations: every compared pixel is nodata or an ignore value in the "
             "classification or the reference."
         )
-    report = {
-        "title": "Agreement with reference raster",
-        **statistics,
-        "ignored_pixels": confusion.ignored,
-        "compared_pixels": window.width * window.height,
-        "class_colors": {str(c): colors[c] for c in statistics["classes"] if c in colors},
-        "warnings": warnings,
-        "inputs": {
-            "classified": classified.describe(),
-            "reference": reference.describe(),
-            "comparison_grid": (
+    report = AgreementReport(
+        statistics=statistics,
+        ignored_pixels=confusion.ignored,
+        compared_pixels=window.width * window.height,
+        inputs=AgreementInputs(
+            classified=classified.describe(),
+            reference=reference.describe(),
+            comparison_grid=(
                 f"{crs_name(target.crs_wkt)}, pixel {target.resolution[0]:g} x "
                 f"{target.resolution[1]:g}, {window.width} x {window.height} pixels"
             ),
-            "extent": format_bounds(bounds),
-            "reference_resampled": resampled,
-            "classified_remap": format_remap(classified_remap),
-            "reference_remap": format_remap(reference_remap),
-            "ignore_values": format_values(ignore),
-            "classified_nodata": format_values(classified.nodata_values()),
-            "reference_nodata": format_values(reference.nodata_values()),
-        },
-    }
+            extent=format_bounds(bounds),
+            reference_resampled=resampled,
+            classified_remap=format_remap(classified_remap),
+            reference_remap=format_remap(reference_remap),
+            ignore_values=format_values(ignore),
+            classified_nodata=format_values(classified.nodata_values()),
+            reference_nodata=format_values(reference.nodata_values()),
+        ),
+        class_colors={c: colors[c] for c in statistics.class_values if c in colors},
+        warnings=tuple(warnings),
+    )
     for message in warnings:
         progress.warning(message)
-    return AgreementResult(confusion, report)
+    return report
 
 
 def _reference_source(

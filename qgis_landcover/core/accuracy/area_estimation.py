@@ -11,7 +11,8 @@ sample; ``n_ij`` counts the samples of map class i whose reference class is j, a
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
@@ -19,6 +20,137 @@ from .statistics import ORIENTATION, default_class_names
 
 Z_95 = 1.96
 """The normal quantile Olofsson et al. use for 95 % confidence intervals."""
+
+
+@dataclass(frozen=True)
+class ClassAreaEstimate:
+    """The estimates of one class; areas in the estimate's ``area_unit``; ``_se`` a
+    standard error, ``_ci95`` the half-width of the 95 % interval (1.96 standard errors).
+
+    Attributes:
+        value, name: the class and its name in reports.
+        samples: samples in the map class (its stratum), n_i.
+        mapped_area: the class's area in the map.
+        mapped_proportion: its share of the mapped area, W_i.
+        area_proportion, area_proportion_se: the estimated share of the class in the
+            reference (eq. 9, 10).
+        area, area_se, area_ci95: the estimated area of the class.
+        users_accuracy, users_accuracy_se, users_accuracy_ci95: eq. 2, 6.
+        producers_accuracy, producers_accuracy_se, producers_accuracy_ci95: eq. 3, 7.
+    """
+
+    value: int
+    name: str
+    samples: int
+    mapped_area: float | None
+    mapped_proportion: float | None
+    area_proportion: float | None
+    area_proportion_se: float | None
+    area: float | None
+    area_se: float | None
+    area_ci95: float | None
+    users_accuracy: float | None
+    users_accuracy_se: float | None
+    users_accuracy_ci95: float | None
+    producers_accuracy: float | None
+    producers_accuracy_se: float | None
+    producers_accuracy_ci95: float | None
+
+
+@dataclass(frozen=True)
+class AreaEstimate:
+    """Area-weighted accuracy and estimated class areas (:func:`area_adjusted_accuracy`).
+
+    Attributes:
+        classes: one record per class, ascending.
+        sample_counts: n_ij, rows = map class (strata), columns = reference class.
+        error_matrix_proportions: p_ij (eq. 4).
+        unsampled_proportion: the share of the map in strata without samples, left out
+            of every estimate (the overall accuracy is at most 1 minus it).
+        overall_accuracy, overall_accuracy_se, overall_accuracy_ci95: eq. 1, 5.
+        area_unit: the unit of the areas.
+        hectares_per_unit: hectares in one ``area_unit``; ``None`` when the unit is not
+            an area (square degrees, unknown units).
+        warnings: what the estimates cannot stand for (strata without samples or with
+            a single sample).
+    """
+
+    classes: tuple[ClassAreaEstimate, ...]
+    sample_counts: tuple[tuple[int, ...], ...]
+    error_matrix_proportions: tuple[tuple[float | None, ...], ...]
+    unsampled_proportion: float | None
+    overall_accuracy: float | None
+    overall_accuracy_se: float | None
+    overall_accuracy_ci95: float | None
+    area_unit: str
+    hectares_per_unit: float | None
+    warnings: tuple[str, ...]
+
+    method: ClassVar[str] = "Olofsson et al. (2014) stratified estimators, map classes as strata"
+    z_95: ClassVar[float] = Z_95
+
+    @property
+    def samples(self) -> int:
+        """All samples used."""
+        return sum(c.samples for c in self.classes)
+
+    @property
+    def report_unit(self) -> str:
+        """The unit the reports give areas in: ``ha`` when the area unit converts to
+        hectares, else the area unit."""
+        return "ha" if self.hectares_per_unit is not None else self.area_unit
+
+    def in_report_unit(self, area: float | None) -> float | None:
+        """``area`` (in ``area_unit``) in :attr:`report_unit`."""
+        if area is None or self.hectares_per_unit is None:
+            return area
+        return _scalar(area * self.hectares_per_unit)
+
+    def to_json(self) -> dict[str, Any]:
+        """The estimate as the JSON document of the reports: ``method``,
+        ``orientation``, ``classes``, ``class_names``, ``area_unit``, ``sample_counts``,
+        ``samples``, ``samples_per_map_class``, then per class (lists in ``classes``
+        order) ``mapped_area``, ``mapped_proportion``, with ``unsampled_proportion``
+        and ``error_matrix_proportions`` between, ``area_proportion`` (``_se``),
+        ``area`` (``_se``, ``_ci95``), ``overall_accuracy`` (``_se``, ``_ci95``),
+        ``users_accuracy`` and ``producers_accuracy`` (``_se``, ``_ci95``), ``z_95``,
+        ``warnings``, and with hectares ``mapped_area_ha``, ``area_ha``, ``area_se_ha``
+        and ``area_ci95_ha``."""
+        classes = self.classes
+        document: dict[str, Any] = {
+            "method": self.method,
+            "orientation": ORIENTATION,
+            "classes": [c.value for c in classes],
+            "class_names": [c.name for c in classes],
+            "area_unit": self.area_unit,
+            "sample_counts": [list(row) for row in self.sample_counts],
+            "samples": self.samples,
+            "samples_per_map_class": [c.samples for c in classes],
+            "mapped_area": [c.mapped_area for c in classes],
+            "mapped_proportion": [c.mapped_proportion for c in classes],
+            "unsampled_proportion": self.unsampled_proportion,
+            "error_matrix_proportions": [list(row) for row in self.error_matrix_proportions],
+            "area_proportion": [c.area_proportion for c in classes],
+            "area_proportion_se": [c.area_proportion_se for c in classes],
+            "area": [c.area for c in classes],
+            "area_se": [c.area_se for c in classes],
+            "area_ci95": [c.area_ci95 for c in classes],
+            "overall_accuracy": self.overall_accuracy,
+            "overall_accuracy_se": self.overall_accuracy_se,
+            "overall_accuracy_ci95": self.overall_accuracy_ci95,
+            "users_accuracy": [c.users_accuracy for c in classes],
+            "users_accuracy_se": [c.users_accuracy_se for c in classes],
+            "users_accuracy_ci95": [c.users_accuracy_ci95 for c in classes],
+            "producers_accuracy": [c.producers_accuracy for c in classes],
+            "producers_accuracy_se": [c.producers_accuracy_se for c in classes],
+            "producers_accuracy_ci95": [c.producers_accuracy_ci95 for c in classes],
+            "z_95": self.z_95,
+            "warnings": list(self.warnings),
+        }
+        if self.hectares_per_unit is not None:
+            for key in ("mapped_area", "area", "area_se", "area_ci95"):
+                document[f"{key}_ha"] = [self.in_report_unit(v) for v in document[key]]
+        return document
 
 
 def _clean(values: np.ndarray) -> list[float | None]:
@@ -38,7 +170,7 @@ def area_adjusted_accuracy(
     *,
     area_unit: str = "map units²",
     hectares_per_unit: float | None = None,
-) -> dict[str, Any]:
+) -> AreaEstimate:
     """Area-weighted accuracy and estimated class areas with standard errors.
 
     Args:
@@ -47,21 +179,17 @@ def area_adjusted_accuracy(
         mapped_area: area of each map class in the map, shape (k,), in ``area_unit``
             (pixel counts times the pixel area).
         classes: the k class values.
+        class_names: value -> name for the report (default ``class <value>``).
         area_unit: name of the unit of ``mapped_area`` for the report.
-        hectares_per_unit: hectares in one ``area_unit``; when given, areas are also
-            reported in hectares (keys ending in ``_ha``).
+        hectares_per_unit: hectares in one ``area_unit``; when given, the reports also
+            give areas in hectares.
 
-    Returns:
-        JSON-ready dict: ``classes``, ``class_names``, ``orientation``,
-        ``sample_counts``, ``samples``, ``mapped_area``, ``mapped_proportion`` (W_i),
-        ``unsampled_proportion`` (the share of the map in strata without samples, left
-        out of every estimate: the overall accuracy is at most 1 minus it),
-        ``error_matrix_proportions`` (p_ij), ``area_proportion`` and its ``_se``,
-        ``area`` with ``area_se`` and ``area_ci95`` (half-width of the 95 % interval),
-        ``overall_accuracy`` / ``users_accuracy`` / ``producers_accuracy`` each with
-        ``_se`` and ``_ci95``, and ``warnings`` (strata without samples or with a single
-        sample, whose estimates are biased or whose standard errors are undefined).
-        Undefined values are ``None``.
+    Undefined values (strata without samples, standard errors of a single sample) are
+    ``None``; strata without samples or with a single sample are named in the
+    estimate's ``warnings``.
+
+    Raises:
+        ValueError: the shapes of the counts and the areas do not match the classes.
     """
     n = np.asarray(sample_counts, dtype=np.float64)
     area = np.asarray(mapped_area, dtype=np.float64)
@@ -95,46 +223,39 @@ def area_adjusted_accuracy(
 
     area_estimate = proportion * total_area
     area_se = proportion_se * total_area
-    result: dict[str, Any] = {
-        "method": "Olofsson et al. (2014) stratified estimators, map classes as strata",
-        "orientation": ORIENTATION,
-        "classes": [int(c) for c in classes],
-        "class_names": names,
-        "area_unit": area_unit,
-        "sample_counts": n.astype(np.int64).tolist(),
-        "samples": int(n.sum()),
-        "samples_per_map_class": [int(v) for v in n_row],
-        "mapped_area": _clean(area),
-        "mapped_proportion": _clean(weight),
-        "unsampled_proportion": _scalar(float(weight[n_row == 0].sum())),
-        "error_matrix_proportions": [_clean(row) for row in p],
-        "area_proportion": _clean(proportion),
-        "area_proportion_se": _clean(proportion_se),
-        "area": _clean(area_estimate),
-        "area_se": _clean(area_se),
-        "area_ci95": _clean(Z_95 * area_se),
-        "overall_accuracy": _scalar(overall),
-        "overall_accuracy_se": _scalar(np.sqrt(overall_var)),
-        "overall_accuracy_ci95": _scalar(Z_95 * np.sqrt(overall_var)),
-        "users_accuracy": _clean(users),
-        "users_accuracy_se": _clean(np.sqrt(users_var)),
-        "users_accuracy_ci95": _clean(Z_95 * np.sqrt(users_var)),
-        "producers_accuracy": _clean(producers),
-        "producers_accuracy_se": _clean(producers_se),
-        "producers_accuracy_ci95": _clean(Z_95 * producers_se),
-        "z_95": Z_95,
-        "warnings": warnings,
-    }
     if total_area <= 0:
-        result["warnings"].append("The map classes cover no area: nothing can be estimated.")
-    if hectares_per_unit is not None:
-        for key in ("mapped_area", "area", "area_se", "area_ci95"):
-            result[f"{key}_ha"] = _clean(np.asarray(_nan(result[key])) * hectares_per_unit)
-    return result
-
-
-def _nan(values: list[float | None]) -> list[float]:
-    return [np.nan if v is None else v for v in values]
+        warnings.append("The map classes cover no area: nothing can be estimated.")
+    per_class = zip(
+        [int(c) for c in classes],
+        names,
+        [int(v) for v in n_row],
+        _clean(area),
+        _clean(weight),
+        _clean(proportion),
+        _clean(proportion_se),
+        _clean(area_estimate),
+        _clean(area_se),
+        _clean(Z_95 * area_se),
+        _clean(users),
+        _clean(np.sqrt(users_var)),
+        _clean(Z_95 * np.sqrt(users_var)),
+        _clean(producers),
+        _clean(producers_se),
+        _clean(Z_95 * producers_se),
+        strict=True,
+    )
+    return AreaEstimate(
+        classes=tuple(ClassAreaEstimate(*values) for values in per_class),
+        sample_counts=tuple(tuple(row) for row in n.astype(np.int64).tolist()),
+        error_matrix_proportions=tuple(tuple(_clean(row)) for row in p),
+        unsampled_proportion=_scalar(float(weight[n_row == 0].sum())),
+        overall_accuracy=_scalar(overall),
+        overall_accuracy_se=_scalar(np.sqrt(overall_var)),
+        overall_accuracy_ci95=_scalar(Z_95 * np.sqrt(overall_var)),
+        area_unit=area_unit,
+        hectares_per_unit=hectares_per_unit,
+        warnings=tuple(warnings),
+    )
 
 
 def _producers_se(

@@ -13,11 +13,11 @@ table of value pairs, so they cost nothing per pixel.
 from __future__ import annotations
 
 from collections.abc import Iterable, Mapping, Sequence
-from typing import Any
 
 import numpy as np
 
 from ..raster.value_codes import ClassRule, ValueEncoder
+from .statistics import AgreementStatistics, accuracy_statistics
 
 IGNORED, AGREE, DISAGREE = 0, 1, 2
 """Pixel values of the agreement array returned by :meth:`ConfusionMatrix.update_agreement`."""
@@ -32,7 +32,7 @@ class ConfusionMatrix:
         cm = ConfusionMatrix(classes=[1, 2, 3, 4], ignore_values=[0])
         for predicted, reference in batches:
             cm.update(predicted, reference)  # integer arrays of the same shape
-        stats = cm.statistics()  # overall_accuracy, kappa, iou, mean_iou, ...
+        stats = cm.statistics()  # stats.overall_accuracy, stats.kappa.value, ...
 
     Args:
         classes: classes that always get a row and a column (others are added as they
@@ -222,11 +222,8 @@ class ConfusionMatrix:
         """Pixels counted in the matrix."""
         return int(self._class_pairs()[2].sum())
 
-    def statistics(self, class_names: Mapping[int, str] | None = None) -> dict[str, Any]:
-        """Accuracy statistics of the matrix: see
-        :func:`qgis_landcover.core.accuracy.statistics.accuracy_statistics`."""
-        from .statistics import accuracy_statistics
-
+    def statistics(self, class_names: Mapping[int, str] | None = None) -> AgreementStatistics:
+        """Accuracy statistics of the matrix (:func:`.statistics.accuracy_statistics`)."""
         return accuracy_statistics(self.matrix, self.classes, class_names)
 
 

@@ -13,12 +13,15 @@ import csv
 import json
 import math
 import os
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict
 from html import escape
 from typing import Any
 
 from ..files.atomic import atomic_output
-from .statistics import KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE, ORIENTATION
+from .agreement import AgreementInputs, AgreementReport
+from .sample_accuracy import SampleAccuracyInputs, SampleAccuracyReport
+from .statistics import ORIENTATION, AgreementStatistics
 
 
 def json_ready(value: Any) -> Any:
@@ -35,31 +38,29 @@ def json_ready(value: Any) -> Any:
     return value
 
 
-def write_json(path: str | os.PathLike[str], report: dict[str, Any]) -> None:
-    """Write ``report`` as indented JSON (null for undefined values, never NaN)."""
-    text = json.dumps(json_ready(report), indent=2, allow_nan=False, ensure_ascii=False)
+def write_json(path: str | os.PathLike[str], document: Mapping[str, Any]) -> None:
+    """Write ``document`` (e.g. a report's ``to_json()``) as indented JSON (null for
+    undefined values, never NaN)."""
+    text = json.dumps(json_ready(document), indent=2, allow_nan=False, ensure_ascii=False)
     with atomic_output(path) as temporary:
         temporary.write_text(text + "\n", encoding="utf-8")
 
 
-def write_matrix_csv(path: str | os.PathLike[str], statistics: dict[str, Any]) -> None:
+def write_matrix_csv(path: str | os.PathLike[str], statistics: AgreementStatistics) -> None:
     """Write the confusion matrix with row and column totals as CSV.
 
     The first header cell states the orientation; class columns are headed
     ``value`` and rows start with ``value``, followed by the class name.
     """
-    classes, names = statistics["classes"], statistics["class_names"]
-    matrix = statistics["matrix"]
+    classes = statistics.classes
     with atomic_output(path) as temporary, temporary.open("w", newline="", encoding="utf-8") as f:
         writer = csv.writer(f)
         writer.writerow(
-            ["classification \\ reference", "name", *[str(c) for c in classes], "total"]
+            ["classification \\ reference", "name", *[str(c.value) for c in classes], "total"]
         )
-        for value, name, row, total in zip(
-            classes, names, matrix, statistics["row_totals"], strict=True
-        ):
-            writer.writerow([value, name, *row, total])
-        writer.writerow(["total", "", *statistics["column_totals"], statistics["observations"]])
+        for record, row in zip(classes, statistics.matrix, strict=True):
+            writer.writerow([record.value, record.name, *row, record.classified])
+        writer.writerow(["total", "", *[c.reference for c in classes], statistics.observations])
 
 
 # -- HTML ------------------------------------------------------------------------------
@@ -117,82 +118,74 @@ def _heat(share: float, diagonal: bool) -> str:
     return f' style="background:rgba({rgb},{alpha:.2f})"'
 
 
-def _class_label(value: int, name: str, colors: dict[str, str]) -> str:
-    return f"{_swatch(colors.get(str(value)))}{value} {escape(name)}"
+def _class_label(value: int, name: str, colors: Mapping[int, str]) -> str:
+    return f"{_swatch(colors.get(value))}{value} {escape(name)}"
 
 
-def _matrix_html(statistics: dict[str, Any], colors: dict[str, str]) -> str:
-    classes, names = statistics["classes"], statistics["class_names"]
-    matrix, cols = statistics["matrix"], statistics["column_totals"]
-    head = "".join(
-        f"<th>{_class_label(c, n, colors)}</th>" for c, n in zip(classes, names, strict=True)
-    )
+def _matrix_html(statistics: AgreementStatistics, colors: Mapping[int, str]) -> str:
+    classes = statistics.classes
+    cols = [c.reference for c in classes]
+    head = "".join(f"<th>{_class_label(c.value, c.name, colors)}</th>" for c in classes)
     lines = [
         "<table>",
         f'<tr><th class="l">classification ↓ \\ reference →</th>{head}<th>total</th></tr>',
     ]
-    for i, (value, name, row) in enumerate(zip(classes, names, matrix, strict=True)):
+    for i, (record, row) in enumerate(zip(classes, statistics.matrix, strict=True)):
         cells = "".join(
             f"<td{_heat(count / cols[j] if cols[j] else 0.0, i == j)}>{count:,}</td>"
             for j, count in enumerate(row)
         )
         lines.append(
-            f'<tr><th class="l">{_class_label(value, name, colors)}</th>{cells}'
-            f"<th>{statistics['row_totals'][i]:,}</th></tr>"
+            f'<tr><th class="l">{_class_label(record.value, record.name, colors)}</th>{cells}'
+            f"<th>{record.classified:,}</th></tr>"
         )
     totals = "".join(f"<th>{v:,}</th>" for v in cols)
-    lines.append(
-        f'<tr><th class="l">total</th>{totals}<th>{statistics["observations"]:,}</th></tr>'
-    )
+    lines.append(f'<tr><th class="l">total</th>{totals}<th>{statistics.observations:,}</th></tr>')
     lines.append("</table>")
     return "\n".join(lines)
 
 
-def _per_class_html(statistics: dict[str, Any], colors: dict[str, str]) -> str:
+def _per_class_html(statistics: AgreementStatistics, colors: Mapping[int, str]) -> str:
     header = (
         '<tr><th class="l">class</th><th>classified</th><th>reference</th>'
         "<th>producer's accuracy</th><th>user's accuracy</th><th>F1</th><th>IoU</th>"
         "<th>conditional kappa</th></tr>"
     )
-    rows = []
-    for i, (value, name) in enumerate(
-        zip(statistics["classes"], statistics["class_names"], strict=True)
-    ):
-        rows.append(
-            f'<tr><td class="l">{_class_label(value, name, colors)}</td>'
-            f"<td>{statistics['row_totals'][i]:,}</td><td>{statistics['column_totals'][i]:,}</td>"
-            f"<td>{_percent(statistics['producers_accuracy'][i])}</td>"
-            f"<td>{_percent(statistics['users_accuracy'][i])}</td>"
-            f"<td>{_number(statistics['f1'][i])}</td><td>{_number(statistics['iou'][i])}</td>"
-            f"<td>{_number(statistics['conditional_kappa'][i])}</td></tr>"
-        )
+    rows = [
+        f'<tr><td class="l">{_class_label(c.value, c.name, colors)}</td>'
+        f"<td>{c.classified:,}</td><td>{c.reference:,}</td>"
+        f"<td>{_percent(c.producers_accuracy)}</td><td>{_percent(c.users_accuracy)}</td>"
+        f"<td>{_number(c.f1)}</td><td>{_number(c.iou)}</td>"
+        f"<td>{_number(c.conditional_kappa)}</td></tr>"
+        for c in statistics.classes
+    ]
     return f"<table>{header}{''.join(rows)}</table>"
 
 
-def _overall_rows(statistics: dict[str, Any]) -> list[tuple[str, str]]:
-    ci = statistics.get("kappa_ci95")
-    kappa = _number(statistics["kappa"])
-    if ci:
-        kappa += f" (95 % CI {ci[0]:.4f} to {ci[1]:.4f})"
+def _overall_rows(statistics: AgreementStatistics) -> list[tuple[str, str]]:
+    kappa = statistics.kappa
+    kappa_text = _number(kappa.value)
+    if kappa.ci95 is not None:
+        kappa_text += f" (95 % CI {kappa.ci95[0]:.4f} to {kappa.ci95[1]:.4f})"
     return [
-        ("Observations", _number(statistics["observations"])),
-        ("Correct", _number(statistics["correct"])),
-        ("Overall accuracy", _percent(statistics["overall_accuracy"])),
-        ("Cohen's kappa", kappa),
-        ("Kappa variance (Fleiss, Cohen & Everitt 1969)", _small(statistics["kappa_variance"])),
+        ("Observations", _number(statistics.observations)),
+        ("Correct", _number(statistics.correct)),
+        ("Overall accuracy", _percent(statistics.overall_accuracy)),
+        ("Cohen's kappa", kappa_text),
+        ("Kappa variance (Fleiss, Cohen & Everitt 1969)", _small(kappa.variance)),
         (
             "Kappa variance as GRASS r.kappa computes it (for comparison)",
-            _small(statistics["kappa_variance_rkappa"]),
+            _small(kappa.variance_rkappa),
         ),
-        ("Mean IoU (classes in the reference)", _number(statistics["mean_iou"])),
-        ("Mean F1 (classes in the reference)", _number(statistics["mean_f1"])),
-        ("Quantity disagreement", _percent(statistics["quantity_disagreement"])),
-        ("Allocation disagreement", _percent(statistics["allocation_disagreement"])),
+        ("Mean IoU (classes in the reference)", _number(statistics.mean_iou)),
+        ("Mean F1 (classes in the reference)", _number(statistics.mean_f1)),
+        ("Quantity disagreement", _percent(statistics.quantity_disagreement)),
+        ("Allocation disagreement", _percent(statistics.allocation_disagreement)),
     ]
 
 
-def _inputs_rows(inputs: dict[str, Any]) -> list[tuple[str, str]]:
-    return [(key.replace("_", " "), escape(str(value))) for key, value in inputs.items()]
+def _inputs_rows(inputs: AgreementInputs | SampleAccuracyInputs) -> list[tuple[str, str]]:
+    return [(key.replace("_", " "), escape(str(value))) for key, value in asdict(inputs).items()]
 
 
 def _page(title: str, sections: list[str]) -> str:
@@ -210,9 +203,7 @@ def _warnings_html(warnings: Sequence[str]) -> str:
 def _statistics_notes_html() -> str:
     """How the kappa variance and the mean IoU / F1 are defined (the same notes as the
     ``notes`` of the JSON)."""
-    return "".join(
-        f'<p class="note">{escape(n)}</p>' for n in (KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE)
-    )
+    return "".join(f'<p class="note">{escape(n)}</p>' for n in AgreementStatistics.notes)
 
 
 def _orientation_html() -> str:
@@ -223,93 +214,85 @@ def _orientation_html() -> str:
     )
 
 
-def agreement_html(report: dict[str, Any]) -> str:
+def agreement_html(report: AgreementReport) -> str:
     """The HTML page of a raster agreement report (see :mod:`.agreement`)."""
-    colors = report.get("class_colors", {})
-    sections = [_orientation_html(), _warnings_html(report.get("warnings", []))]
-    if not report["observations"]:
+    statistics, colors = report.statistics, report.class_colors
+    sections = [_orientation_html(), _warnings_html(report.warnings)]
+    if not statistics.observations:
         sections.append(
             '<p class="warn">Zero observations: every pixel of the compared area was '
             "ignored (nodata or an ignore value) on one side or the other.</p>"
         )
     sections += [
         "<h2>Overall</h2>",
-        _table(
-            [
-                *_overall_rows(report),
-                ("Ignored pixels", _number(report.get("ignored_pixels"))),
-            ]
-        ),
+        _table([*_overall_rows(statistics), ("Ignored pixels", _number(report.ignored_pixels))]),
         _statistics_notes_html(),
         "<h2>Confusion matrix (pixels)</h2>",
-        _matrix_html(report, colors),
+        _matrix_html(statistics, colors),
         "<h2>Per class</h2>",
-        _per_class_html(report, colors),
+        _per_class_html(statistics, colors),
         "<h2>Inputs</h2>",
-        _table(_inputs_rows(report.get("inputs", {}))),
+        _table(_inputs_rows(report.inputs)),
     ]
-    return _page(report.get("title", "Agreement with reference"), sections)
+    return _page(report.title, sections)
 
 
-def area_html(report: dict[str, Any]) -> str:
+def area_html(report: SampleAccuracyReport) -> str:
     """The HTML page of an area-adjusted (Olofsson et al. 2014) accuracy report."""
-    colors = report.get("class_colors", {})
-    estimate = report["area_adjusted"]
-    unit = "ha" if "area_ha" in estimate else estimate["area_unit"]
-    suffix = "_ha" if unit == "ha" else ""
-    oa, oa_ci = estimate["overall_accuracy"], estimate["overall_accuracy_ci95"]
+    colors = report.class_colors
+    estimate = report.area_adjusted
+    unit = estimate.report_unit
+    oa, oa_ci = estimate.overall_accuracy, estimate.overall_accuracy_ci95
+    points = report.points
     overall = [
-        ("Samples used", _number(estimate["samples"])),
+        ("Samples used", _number(estimate.samples)),
+        (
+            "Points skipped (outside the raster / ignored class)",
+            f"{points.outside_raster:,} / {points.ignored:,}",
+        ),
         (
             "Area-weighted overall accuracy",
             _percent(oa) + (f" ± {100 * oa_ci:.2f} %" if oa_ci is not None else ""),
         ),
-        ("Samples: overall accuracy (unweighted)", _percent(report["samples"]["overall_accuracy"])),
-        ("Samples: Cohen's kappa (unweighted)", _number(report["samples"]["kappa"])),
+        ("Samples: overall accuracy (unweighted)", _percent(report.samples.overall_accuracy)),
+        ("Samples: Cohen's kappa (unweighted)", _number(report.samples.kappa.value)),
     ]
-    points = report.get("points")
-    if points:
-        skipped = f"{points['outside_raster']:,} / {points['ignored']:,}"
-        overall.insert(1, ("Points skipped (outside the raster / ignored class)", skipped))
     header = (
         f'<tr><th class="l">class</th><th>samples (map class)</th><th>mapped area ({unit})</th>'
         f"<th>estimated area ({unit})</th><th>± 95 % CI ({unit})</th>"
         "<th>user's accuracy ± 95 % CI</th><th>producer's accuracy ± 95 % CI</th></tr>"
     )
-    rows = []
-    for i, (value, name) in enumerate(
-        zip(estimate["classes"], estimate["class_names"], strict=True)
-    ):
 
-        def pm(key: str, i: int = i) -> str:
-            value, ci = estimate[key][i], estimate[f"{key}_ci95"][i]
-            return _percent(value) + (f" ± {100 * ci:.2f} %" if ci is not None else "")
+    def pm(value: float | None, ci: float | None) -> str:
+        return _percent(value) + (f" ± {100 * ci:.2f} %" if ci is not None else "")
 
-        rows.append(
-            f'<tr><td class="l">{_class_label(value, name, colors)}</td>'
-            f"<td>{estimate['samples_per_map_class'][i]:,}</td>"
-            f"<td>{_number(estimate['mapped_area' + suffix][i], 2)}</td>"
-            f"<td>{_number(estimate['area' + suffix][i], 2)}</td>"
-            f"<td>{_number(estimate['area_ci95' + suffix][i], 2)}</td>"
-            f"<td>{pm('users_accuracy')}</td><td>{pm('producers_accuracy')}</td></tr>"
-        )
-    sample_stats = {**report["samples"]}
+    def area(value: float | None) -> str:
+        return _number(estimate.in_report_unit(value), 2)
+
+    rows = [
+        f'<tr><td class="l">{_class_label(c.value, c.name, colors)}</td>'
+        f"<td>{c.samples:,}</td>"
+        f"<td>{area(c.mapped_area)}</td><td>{area(c.area)}</td><td>{area(c.area_ci95)}</td>"
+        f"<td>{pm(c.users_accuracy, c.users_accuracy_ci95)}</td>"
+        f"<td>{pm(c.producers_accuracy, c.producers_accuracy_ci95)}</td></tr>"
+        for c in estimate.classes
+    ]
     sections = [
         _orientation_html(),
         '<p class="note">Estimators of Olofsson et al. (2014), Remote Sensing of Environment '
         "148:42-57: map classes are the strata; areas and accuracies are weighted by the "
         "mapped area of each class; intervals are ± 1.96 standard errors.</p>",
-        _warnings_html([*report.get("warnings", []), *estimate["warnings"]]),
+        _warnings_html([*report.warnings, *estimate.warnings]),
         "<h2>Overall</h2>",
         _table(overall),
         "<h2>Area estimates and accuracy</h2>",
         f"<table>{header}{''.join(rows)}</table>",
         "<h2>Sample counts</h2>",
-        _matrix_html(sample_stats, colors),
+        _matrix_html(report.samples, colors),
         "<h2>Inputs</h2>",
-        _table(_inputs_rows(report.get("inputs", {}))),
+        _table(_inputs_rows(report.inputs)),
     ]
-    return _page(report.get("title", "Area-adjusted accuracy"), sections)
+    return _page(report.title, sections)
 
 
 def write_html(path: str | os.PathLike[str], html: str) -> None:

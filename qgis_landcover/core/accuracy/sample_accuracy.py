@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Iterable, Mapping
+from dataclasses import asdict, dataclass, field
 from typing import Any
 
 import numpy as np
@@ -21,10 +22,107 @@ from ..raster.class_raster import ClassBand, area_units, crs_name, open_class_ba
 from ..raster.grid import TARGET_PIXELS, Grid, aligned_windows, format_bounds
 from ..raster.read_ahead import read_windows_ahead
 from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
-from .area_estimation import area_adjusted_accuracy
+from .area_estimation import AreaEstimate, area_adjusted_accuracy
 from .confusion import ClassCounts, ConfusionMatrix
 from .remap import format_remap, format_values
-from .statistics import accuracy_statistics
+from .statistics import ORIENTATION, AgreementStatistics, accuracy_statistics
+
+
+@dataclass(frozen=True)
+class PointCounts:
+    """What became of the validation points.
+
+    Attributes:
+        total: points given.
+        used: points counted in the samples.
+        outside_raster: points off the classified raster.
+        ignored: points on the raster left out (nodata, or an ignored class on either
+            side).
+        skipped_features: features the caller left out before (e.g. a NULL reference
+            value or no geometry); ``None`` when the caller does not say.
+    """
+
+    total: int
+    used: int
+    outside_raster: int
+    ignored: int
+    skipped_features: int | None = None
+
+    def to_json(self) -> dict[str, int]:
+        document = {
+            "total": self.total,
+            "used": self.used,
+            "outside_raster": self.outside_raster,
+            "ignored": self.ignored,
+        }
+        if self.skipped_features is not None:
+            document["skipped_features"] = self.skipped_features
+        return document
+
+
+@dataclass(frozen=True)
+class SampleAccuracyInputs:
+    """What was assessed, as the report states it."""
+
+    classified: str
+    points: str
+    crs: str
+    pixel_size: str
+    classified_remap: str
+    reference_remap: str
+    ignore_values: str
+
+
+@dataclass(frozen=True)
+class SampleAccuracyReport:
+    """Outcome of :func:`assess_sample_accuracy`.
+
+    Attributes:
+        area_adjusted: the Olofsson et al. (2014) estimates.
+        samples: statistics of the unweighted sample counts.
+        mapped_pixels: pixels of each map class (the strata sizes), ascending class.
+        pixel_area: the area of one pixel, in the estimate's ``area_unit``.
+        points: what became of the points.
+        inputs: what was assessed.
+        class_colors: class value -> ``'#rrggbb'`` from the raster's colour table.
+        warnings: what the reader should know (the estimate has its own).
+        title: the report's title.
+    """
+
+    area_adjusted: AreaEstimate
+    samples: AgreementStatistics
+    mapped_pixels: Mapping[int, int]
+    pixel_area: float
+    points: PointCounts
+    inputs: SampleAccuracyInputs
+    class_colors: Mapping[int, str] = field(default_factory=dict)
+    warnings: tuple[str, ...] = ()
+    title: str = "Area-adjusted accuracy from validation points"
+
+    @property
+    def overall_accuracy(self) -> float | None:
+        """The area-weighted overall accuracy."""
+        return self.area_adjusted.overall_accuracy
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as the JSON document the algorithm writes: ``title``,
+        ``orientation``, ``overall_accuracy`` (area-weighted), ``area_adjusted``
+        (:meth:`AreaEstimate.to_json`), ``samples`` (:meth:`AgreementStatistics.to_json`),
+        ``mapped_pixels``, ``pixel_area``, ``points``, ``class_colors``, ``warnings``,
+        ``inputs``."""
+        return {
+            "title": self.title,
+            "orientation": ORIENTATION,
+            "overall_accuracy": self.overall_accuracy,
+            "area_adjusted": self.area_adjusted.to_json(),
+            "samples": self.samples.to_json(),
+            "mapped_pixels": {str(c): n for c, n in self.mapped_pixels.items()},
+            "pixel_area": self.pixel_area,
+            "points": self.points.to_json(),
+            "class_colors": {str(c): color for c, color in self.class_colors.items()},
+            "warnings": list(self.warnings),
+            "inputs": asdict(self.inputs),
+        }
 
 
 def pixel_indices(grid: Grid, xs: np.ndarray, ys: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -82,8 +180,9 @@ def assess_sample_accuracy(
     ignore_values: Iterable[int] | None = None,
     class_names: Mapping[int, str] | None = None,
     points_description: str = "",
+    skipped_features: int | None = None,
     progress: Progress | None = None,
-) -> dict[str, Any]:
+) -> SampleAccuracyReport:
     """Area-adjusted accuracy and area estimates from validation points.
 
     Args:
@@ -95,13 +194,8 @@ def assess_sample_accuracy(
             ``None`` = ``(0,)``; the raster's nodata is left out in any case.
         class_names: value -> name for the report.
         points_description: how the report names the points (e.g. the layer).
-
-    Returns:
-        JSON-ready report: ``overall_accuracy`` (area-weighted), ``area_adjusted``
-        (:func:`~qgis_landcover.core.accuracy.area_estimation.area_adjusted_accuracy`),
-        ``samples`` (:func:`~qgis_landcover.core.accuracy.statistics.accuracy_statistics` of the
-        unweighted sample counts), ``mapped_pixels``, ``points`` (how many were used,
-        outside the raster or ignored), ``inputs``, ``warnings``.
+        skipped_features: features the caller left out before (NULL reference value,
+            no geometry), for the report's point counts.
 
     Raises:
         InputError: unusable raster, mismatched arrays, no usable point.
@@ -174,37 +268,35 @@ def assess_sample_accuracy(
         )
     colors = classified.category_colors() if not classified_remap else {}
     outside = int((~inside).sum())
-    report = {
-        "title": "Area-adjusted accuracy from validation points",
-        "orientation": estimate["orientation"],
-        "overall_accuracy": estimate["overall_accuracy"],
-        "area_adjusted": estimate,
-        "samples": accuracy_statistics(sample_counts, classes, names),
-        "mapped_pixels": {str(c): int(mapped.get(c, 0)) for c in classes},
-        "pixel_area": pixel_area,
-        "points": {
-            "total": len(xs),
-            "used": samples.observations,
-            "outside_raster": outside,
-            "ignored": int(inside.sum()) - samples.observations,
-        },
-        "class_colors": {str(c): colors[c] for c in classes if c in colors},
-        "warnings": warnings,
-        "inputs": {
-            "classified": classified.describe(),
-            "points": points_description or f"{len(xs)} points",
-            "crs": crs_name(grid.crs_wkt),
-            "pixel_size": f"{grid.resolution[0]:g} x {grid.resolution[1]:g}",
-            "classified_remap": format_remap(classified_remap),
-            "reference_remap": format_remap(reference_remap),
-            "ignore_values": format_values(ignore),
-        },
-    }
+    report = SampleAccuracyReport(
+        area_adjusted=estimate,
+        samples=accuracy_statistics(sample_counts, classes, names),
+        mapped_pixels={c: int(mapped.get(c, 0)) for c in classes},
+        pixel_area=pixel_area,
+        points=PointCounts(
+            total=len(xs),
+            used=samples.observations,
+            outside_raster=outside,
+            ignored=int(inside.sum()) - samples.observations,
+            skipped_features=skipped_features,
+        ),
+        inputs=SampleAccuracyInputs(
+            classified=classified.describe(),
+            points=points_description or f"{len(xs)} points",
+            crs=crs_name(grid.crs_wkt),
+            pixel_size=f"{grid.resolution[0]:g} x {grid.resolution[1]:g}",
+            classified_remap=format_remap(classified_remap),
+            reference_remap=format_remap(reference_remap),
+            ignore_values=format_values(ignore),
+        ),
+        class_colors={c: colors[c] for c in classes if c in colors},
+        warnings=tuple(warnings),
+    )
     if outside:
         progress.warning(f"{outside} points fall outside the classified raster and are skipped.")
     # The estimator's own warnings (strata without samples bias every estimate) belong in
     # the log as much as in the report.
-    for message in [*warnings, *estimate["warnings"]]:
+    for message in [*warnings, *estimate.warnings]:
         progress.warning(message)
     return report
 

@@ -1,5 +1,5 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Accuracy statistics of a confusion matrix.
+"""Accuracy statistics of a confusion matrix, as one typed result.
 
 Orientation: **rows = classification (map), columns = reference** (GRASS ``r.kappa``,
 Congalton & Green, Olofsson et al. 2014). Proportions are fractions 0-1. Every value
@@ -7,36 +7,21 @@ that is undefined for the data (an empty row or column, a zero denominator) is
 ``None`` (JSON ``null``), never 0 and never NaN.
 
 References:
-    Cohen (1960) kappa; its large-sample variance: Fleiss, Cohen & Everitt (1969),
-    Psychological Bulletin 72(5):323-327 (the delta method, as in Congalton & Green,
-    *Assessing the Accuracy of Remotely Sensed Data*, and SAS PROC FREQ); GRASS GIS
-    ``r.kappa``'s variance is reported beside it (see :data:`KAPPA_VARIANCE_NOTE`).
-    Conditional (user's) kappa per class: Rosenfield & Fitzpatrick-Lins (1986).
-    Quantity and allocation disagreement: Pontius & Millones (2011), Int. J. Remote
-    Sensing 32(15):4407-4429.
+    Kappa and its variances: :mod:`.kappa`. Quantity and allocation disagreement:
+    Pontius & Millones (2011), Int. J. Remote Sensing 32(15):4407-4429.
 """
 
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
-from typing import Any
+from dataclasses import dataclass
+from typing import Any, ClassVar
 
 import numpy as np
 
+from .kappa import KAPPA_VARIANCE_NOTE, Kappa, cohen_kappa, conditional_kappa
+
 ORIENTATION = "rows = classification (map), columns = reference"
-
-Z_95 = 1.959963984540054
-"""Two-sided 95 % normal quantile."""
-
-KAPPA_VARIANCE_NOTE = (
-    "Kappa variance: the large-sample (delta method) variance of Fleiss, Cohen & Everitt "
-    "(1969), as in Congalton & Green and SAS PROC FREQ; the 95 % interval is kappa ± "
-    "1.96 standard deviations (the square root of that variance). GRASS GIS r.kappa "
-    "pairs the marginals the other way in the off-diagonal term (the map total of the "
-    "row class with the reference total of the column class); its value is reported "
-    "as kappa_variance_rkappa for comparison only."
-)
-"""How the reports state which kappa variance they give (HTML and JSON notes)."""
 
 MEAN_CLASSES_NOTE = (
     "Mean IoU and mean F1 average the classes present in the reference (column total "
@@ -44,6 +29,153 @@ MEAN_CLASSES_NOTE = (
     "already errors of omission of the reference classes they belong to."
 )
 """Which classes ``mean_iou`` and ``mean_f1`` average over (HTML and JSON notes)."""
+
+
+@dataclass(frozen=True)
+class ClassAccuracy:
+    """The accuracy of one class.
+
+    Attributes:
+        value: the class value.
+        name: its name in reports.
+        classified: observations of the class in the classification (row total).
+        reference: observations of the class in the reference (column total).
+        producers_accuracy: correct / reference (1 - omission error).
+        users_accuracy: correct / classified (1 - commission error).
+        conditional_kappa: kappa of the map class (Rosenfield & Fitzpatrick-Lins 1986).
+        f1: 2 correct / (classified + reference).
+        iou: correct / (classified + reference - correct).
+    """
+
+    value: int
+    name: str
+    classified: int
+    reference: int
+    producers_accuracy: float | None
+    users_accuracy: float | None
+    conditional_kappa: float | None
+    f1: float | None
+    iou: float | None
+
+
+@dataclass(frozen=True)
+class AgreementStatistics:
+    """Statistics of a confusion matrix (:func:`accuracy_statistics`).
+
+    Attributes:
+        classes: one record per class, in ascending class value (the matrix order).
+        matrix: counts; ``matrix[i][j]`` = observations of ``classes[i]`` in the
+            classification and ``classes[j]`` in the reference.
+        observations: all counts.
+        correct: the diagonal.
+        overall_accuracy: correct / observations.
+        kappa: Cohen's kappa with its variances and 95 % interval.
+        mean_iou, mean_f1: over the classes present in the reference
+            (:data:`MEAN_CLASSES_NOTE`).
+        quantity_disagreement, allocation_disagreement: fractions of the observations
+            (Pontius & Millones 2011); they add up to 1 - overall accuracy.
+    """
+
+    classes: tuple[ClassAccuracy, ...]
+    matrix: tuple[tuple[int, ...], ...]
+    observations: int
+    correct: int
+    overall_accuracy: float | None
+    kappa: Kappa
+    mean_iou: float | None
+    mean_f1: float | None
+    quantity_disagreement: float | None
+    allocation_disagreement: float | None
+
+    notes: ClassVar[tuple[str, ...]] = (KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE)
+    """How the kappa variance and the means are defined (HTML and JSON)."""
+
+    @property
+    def class_values(self) -> list[int]:
+        """The class values, in matrix order."""
+        return [c.value for c in self.classes]
+
+    def class_accuracy(self, value: int) -> ClassAccuracy | None:
+        """The record of class ``value``; ``None`` when the matrix has no such class."""
+        return next((c for c in self.classes if c.value == value), None)
+
+    def count(self, classified: int, reference: int) -> int:
+        """Observations of class ``classified`` in the classification and ``reference``
+        in the reference (0 for a class the matrix does not hold)."""
+        values = self.class_values
+        if classified not in values or reference not in values:
+            return 0
+        return self.matrix[values.index(classified)][values.index(reference)]
+
+    def to_json(self) -> dict[str, Any]:
+        """The statistics as the JSON document of the reports: ``orientation``,
+        ``classes``, ``class_names``, ``matrix``, ``row_totals`` (classification),
+        ``column_totals`` (reference), ``observations``, ``correct``,
+        ``overall_accuracy``, per class (lists in ``classes`` order)
+        ``producers_accuracy``, ``users_accuracy``, ``f1``, ``iou``, then ``mean_iou``,
+        ``mean_f1``, ``notes``, ``kappa``, ``kappa_variance``, ``kappa_ci95``,
+        ``kappa_variance_rkappa``, ``conditional_kappa`` (per class),
+        ``quantity_disagreement`` and ``allocation_disagreement``."""
+        classes = self.classes
+        return {
+            "orientation": ORIENTATION,
+            "classes": [c.value for c in classes],
+            "class_names": [c.name for c in classes],
+            "matrix": [list(row) for row in self.matrix],
+            "row_totals": [c.classified for c in classes],
+            "column_totals": [c.reference for c in classes],
+            "observations": self.observations,
+            "correct": self.correct,
+            "overall_accuracy": self.overall_accuracy,
+            "producers_accuracy": [c.producers_accuracy for c in classes],
+            "users_accuracy": [c.users_accuracy for c in classes],
+            "f1": [c.f1 for c in classes],
+            "iou": [c.iou for c in classes],
+            "mean_iou": self.mean_iou,
+            "mean_f1": self.mean_f1,
+            "notes": list(self.notes),
+            "kappa": self.kappa.value,
+            "kappa_variance": self.kappa.variance,
+            "kappa_ci95": None if self.kappa.ci95 is None else list(self.kappa.ci95),
+            "kappa_variance_rkappa": self.kappa.variance_rkappa,
+            "conditional_kappa": [c.conditional_kappa for c in classes],
+            "quantity_disagreement": self.quantity_disagreement,
+            "allocation_disagreement": self.allocation_disagreement,
+        }
+
+    @classmethod
+    def from_json(cls, document: Mapping[str, Any]) -> AgreementStatistics:
+        """The statistics of a :meth:`to_json` document (other keys are left aside)."""
+        per_class = zip(
+            document["classes"],
+            document["class_names"],
+            document["row_totals"],
+            document["column_totals"],
+            document["producers_accuracy"],
+            document["users_accuracy"],
+            document["conditional_kappa"],
+            document["f1"],
+            document["iou"],
+            strict=True,
+        )
+        ci95 = document["kappa_ci95"]
+        return cls(
+            classes=tuple(ClassAccuracy(*values) for values in per_class),
+            matrix=tuple(tuple(row) for row in document["matrix"]),
+            observations=document["observations"],
+            correct=document["correct"],
+            overall_accuracy=document["overall_accuracy"],
+            kappa=Kappa(
+                value=document["kappa"],
+                variance=document["kappa_variance"],
+                ci95=None if ci95 is None else (ci95[0], ci95[1]),
+                variance_rkappa=document["kappa_variance_rkappa"],
+            ),
+            mean_iou=document["mean_iou"],
+            mean_f1=document["mean_f1"],
+            quantity_disagreement=document["quantity_disagreement"],
+            allocation_disagreement=document["allocation_disagreement"],
+        )
 
 
 def _ratio(numerator: float, denominator: float) -> float | None:
@@ -63,29 +195,20 @@ def default_class_names(
 
 
 def accuracy_statistics(
-    matrix: np.ndarray,
+    matrix: np.ndarray | Sequence[Sequence[int]],
     classes: Sequence[int],
     class_names: Mapping[int, str] | None = None,
-) -> dict[str, Any]:
-    """Statistics of a confusion matrix, as a JSON-ready dict.
+) -> AgreementStatistics:
+    """Statistics of a confusion matrix.
 
     Args:
         matrix: counts, shape (k, k); ``matrix[i, j]`` = observations of class
             ``classes[i]`` in the classification and ``classes[j]`` in the reference.
         classes: the k class values.
-        class_names: optional value -> name.
+        class_names: optional value -> name (default ``class <value>``).
 
-    Returns:
-        A dict with ``classes``, ``class_names``, ``orientation``, ``matrix``,
-        ``row_totals`` (classification), ``column_totals`` (reference), ``observations``,
-        ``correct``, ``overall_accuracy``, ``kappa``, ``kappa_variance`` (Fleiss, Cohen &
-        Everitt 1969), ``kappa_ci95`` (kappa ± 1.96 standard deviations),
-        ``kappa_variance_rkappa`` (GRASS ``r.kappa``'s variance, for comparison), per
-        class (lists in ``classes`` order) ``producers_accuracy``, ``users_accuracy``,
-        ``conditional_kappa``, ``f1``, ``iou``; ``mean_iou`` and ``mean_f1`` (over the
-        classes present in the reference, :data:`MEAN_CLASSES_NOTE`),
-        ``quantity_disagreement`` and ``allocation_disagreement`` (fractions of the
-        observations) and ``notes`` (how the kappa variance and the means are defined).
+    Raises:
+        ValueError: the matrix is not k x k.
     """
     counts = np.asarray(matrix, dtype=np.int64)
     k = len(classes)
@@ -103,106 +226,41 @@ def accuracy_statistics(
     in_reference = [i for i in range(k) if cols[i] > 0]
     mean_iou = float(np.mean([iou[i] for i in in_reference])) if in_reference else None
     mean_f1 = float(np.mean([f1[i] for i in in_reference])) if in_reference else None
-
-    result: dict[str, Any] = {
-        "orientation": ORIENTATION,
-        "classes": [int(c) for c in classes],
-        "class_names": default_class_names(classes, class_names),
-        "matrix": counts.tolist(),
-        "row_totals": [int(v) for v in rows],
-        "column_totals": [int(v) for v in cols],
-        "observations": total,
-        "correct": correct,
-        "overall_accuracy": _ratio(correct, total),
-        "producers_accuracy": _ratios(diagonal, cols),
-        "users_accuracy": _ratios(diagonal, rows),
-        "f1": f1,
-        "iou": iou,
-        "mean_iou": mean_iou,
-        "mean_f1": mean_f1,
-        "notes": [KAPPA_VARIANCE_NOTE, MEAN_CLASSES_NOTE],
-    }
-    result.update(_kappa(counts))
-    result.update(_disagreement(counts))
-    return result
-
-
-def _kappa(counts: np.ndarray) -> dict[str, Any]:
-    """Kappa, its variance (and r.kappa's), its 95 % interval and conditional kappa.
-
-    With p the matrix as proportions, p_i+ row (map) and p_+j column (reference)
-    totals, p0 = sum p_ii and pc = sum p_i+ p_+i:
-
-    * kappa = (p0 - pc) / (1 - pc)
-    * variance (Fleiss, Cohen & Everitt 1969) =
-      [sum_i p_ii ((1 - pc) - (1 - p0)(p_i+ + p_+i))^2
-      + (1 - p0)^2 sum_{i != j} p_ij (p_+i + p_j+)^2
-      - (p0 pc - 2 pc + p0)^2] / (1 - pc)^4 / n.
-      The off-diagonal cell (i, j) goes with the *reference* total of class i and the
-      *map* total of class j: d pc / d p_ij = p_+i + p_j+ (the delta method).
-      GRASS ``r.kappa`` uses (p_i+ + p_+j)^2 there (``kappa_variance_rkappa``).
-    * 95 % interval = kappa ± 1.96 sqrt(variance)
-    * conditional kappa of map class i = (p_ii - p_i+ p_+i) / (p_i+ - p_i+ p_+i)
-    """
-    k = counts.shape[0]
-    total = counts.sum()
-    undefined: dict[str, Any] = {
-        "kappa": None,
-        "kappa_variance": None,
-        "kappa_ci95": None,
-        "kappa_variance_rkappa": None,
-        "conditional_kappa": [None] * k,
-    }
-    if total == 0:
-        return undefined
-    p = counts / total
-    rows, cols, diagonal = p.sum(axis=1), p.sum(axis=0), np.diag(p)
-    p0 = float(diagonal.sum())
-    pc = float((rows * cols).sum())
-
-    conditional = [
-        _ratio(diagonal[i] - rows[i] * cols[i], rows[i] - rows[i] * cols[i])
-        if rows[i] > 0
-        else None
-        for i in range(k)
-    ]
-    if 1 - pc <= 0:
-        # Both maps hold a single, identical class: chance agreement is total.
-        return {**undefined, "conditional_kappa": conditional}
-    kappa = (p0 - pc) / (1 - pc)
-    diagonal_term = float((diagonal * ((1 - pc) - (1 - p0) * (rows + cols)) ** 2).sum())
-    off_diagonal = p * (1 - np.eye(k))
-
-    def variance(pairs: np.ndarray) -> float:
-        """The large-sample variance with ``pairs[i, j]`` the marginal sum that goes
-        with off-diagonal cell (i, j)."""
-        spread = float((off_diagonal * pairs**2).sum())
-        return (diagonal_term + (1 - p0) ** 2 * spread - (p0 * pc - 2 * pc + p0) ** 2) / (
-            (1 - pc) ** 4 * float(total)
-        )
-
-    # A variance of the delta method is never negative; rounding can leave it a hair
-    # below 0 when the agreement is perfect.
-    fleiss = max(variance(cols[:, None] + rows[None, :]), 0.0)  # p_+i + p_j+
-    rkappa = variance(rows[:, None] + cols[None, :])  # p_i+ + p_+j, as r.kappa
-    half_width = Z_95 * float(np.sqrt(fleiss))
-    return {
-        "kappa": float(kappa),
-        "kappa_variance": float(fleiss),
-        "kappa_ci95": [float(kappa - half_width), float(kappa + half_width)],
-        "kappa_variance_rkappa": float(rkappa),
-        "conditional_kappa": conditional,
-    }
+    quantity, allocation = _disagreement(counts)
+    per_class = zip(
+        [int(c) for c in classes],
+        default_class_names(classes, class_names),
+        [int(v) for v in rows],
+        [int(v) for v in cols],
+        _ratios(diagonal, cols),
+        _ratios(diagonal, rows),
+        conditional_kappa(counts),
+        f1,
+        iou,
+        strict=True,
+    )
+    return AgreementStatistics(
+        classes=tuple(ClassAccuracy(*values) for values in per_class),
+        matrix=tuple(tuple(row) for row in counts.tolist()),
+        observations=total,
+        correct=correct,
+        overall_accuracy=_ratio(correct, total),
+        kappa=cohen_kappa(counts),
+        mean_iou=mean_iou,
+        mean_f1=mean_f1,
+        quantity_disagreement=quantity,
+        allocation_disagreement=allocation,
+    )
 
 
-def _disagreement(counts: np.ndarray) -> dict[str, Any]:
+def _disagreement(counts: np.ndarray) -> tuple[float | None, float | None]:
     """Quantity and allocation disagreement (Pontius & Millones 2011), as fractions of
     the observations; they add up to 1 - overall accuracy."""
     total = counts.sum()
     if total == 0:
-        return {"quantity_disagreement": None, "allocation_disagreement": None}
+        return None, None
     p = counts / total
     rows, cols, diagonal = p.sum(axis=1), p.sum(axis=0), np.diag(p)
     quantity = float(np.abs(rows - cols).sum() / 2)
     allocation = float((2 * np.minimum(rows - diagonal, cols - diagonal)).sum() / 2)
-    return {"quantity_disagreement": quantity, "allocation_disagreement": allocation}
+    return quantity, allocation

@@ -11,7 +11,7 @@ import pytest
 from osgeo import gdal, osr
 from sklearn.metrics import confusion_matrix
 
-from qgis_landcover.core.accuracy.agreement import assess_agreement
+from qgis_landcover.core.accuracy.agreement import AgreementReport, assess_agreement
 from qgis_landcover.core.accuracy.confusion import AGREE, DISAGREE, IGNORED
 from qgis_landcover.core.errors import CancelledError, InputError
 from qgis_landcover.core.progress import NullProgress
@@ -81,20 +81,20 @@ def oracle_matrix(
 def test_chesapeake_13_class_remapped_agrees_with_7_class_tile() -> None:
     case = CASES["chesapeake_13_to_7_remap"]
     remap = {int(k): v for k, v in case["remap_13_to_7"].items()}
-    result = assess_agreement(
+    report = assess_agreement(
         LULC / "Baywide_13Class_20132014_E1300000_N1770000.tif",
         LULC / "Baywide_7class_20132014_E1300000_N1770000.tif",
         classified_remap=remap,
     )
-    report = result.report
+    statistics = report.statistics
     expected = case["expected"]
-    assert report["overall_accuracy"] == expected["overall_accuracy"]
-    assert report["observations"] == expected["valid_pixels"]
-    counts = dict(zip(report["classes"], report["column_totals"], strict=True))
+    assert statistics.overall_accuracy == expected["overall_accuracy"]
+    assert statistics.observations == expected["valid_pixels"]
+    counts = {c.value: c.reference for c in statistics.classes}
     assert counts == {int(k): v for k, v in expected["counts_by_7class"].items()}
-    assert report["row_totals"] == report["column_totals"]
-    assert report["ignored_pixels"] == 10_000 * 10_000 - expected["valid_pixels"]
-    assert report["inputs"]["reference_resampled"] is False
+    assert all(c.classified == c.reference for c in statistics.classes)
+    assert report.ignored_pixels == 10_000 * 10_000 - expected["valid_pixels"]
+    assert report.inputs.reference_resampled is False
 
 
 def test_real_nlcd_against_chesapeake_labels(tmp_path: Path) -> None:
@@ -102,7 +102,7 @@ def test_real_nlcd_against_chesapeake_labels(tmp_path: Path) -> None:
     reference_path = LOWRES / "m_3907833_nw_17_1_lc.tif"
     disagreement = tmp_path / "agreement.tif"
     progress = NullProgress()
-    result = assess_agreement(
+    report = assess_agreement(
         classified_path,
         reference_path,
         classified_remap=NLCD_TO_CHESAPEAKE,
@@ -114,8 +114,8 @@ def test_real_nlcd_against_chesapeake_labels(tmp_path: Path) -> None:
     nlcd, labels = read(classified_path), read(reference_path)
     labels = np.where(labels == 6, 5, labels)
     classes, matrix = oracle_matrix(nlcd, labels, NLCD_TO_CHESAPEAKE, {0})
-    assert result.report["classes"] == classes
-    np.testing.assert_array_equal(result.report["matrix"], matrix)
+    assert report.statistics.class_values == classes
+    np.testing.assert_array_equal(report.statistics.matrix, matrix)
     assert progress.percent == pytest.approx(100.0)
 
     written = read(disagreement)
@@ -143,9 +143,8 @@ def test_reference_in_another_crs_and_resolution(tmp_path: Path) -> None:
         resampleAlg="near",
     )
     progress = NullProgress()
-    result = assess_agreement(LABELS, warped_path, progress=progress)
-    report = result.report
-    assert report["inputs"]["reference_resampled"] is True
+    report = assess_agreement(LABELS, warped_path, progress=progress)
+    assert report.inputs.reference_resampled is True
     assert any("nearest neighbour" in message for message in progress.messages)
 
     # Oracle: gdalwarp with an exact transformer into memory on the classified grid.
@@ -165,12 +164,13 @@ def test_reference_in_another_crs_and_resolution(tmp_path: Path) -> None:
         errorThreshold=0,
     )
     classes, matrix = oracle_matrix(read(LABELS), back.GetRasterBand(1).ReadAsArray(), {}, {0})
-    assert report["classes"] == classes
-    difference = np.abs(np.array(report["matrix"]) - matrix).sum()
+    statistics = report.statistics
+    assert statistics.class_values == classes
+    difference = np.abs(np.array(statistics.matrix) - matrix).sum()
     assert difference <= 1e-4 * matrix.sum()
-    assert abs(report["observations"] - matrix.sum()) <= 1e-4 * matrix.sum()
+    assert abs(statistics.observations - matrix.sum()) <= 1e-4 * matrix.sum()
     # Same labels, coarser pixels: agreement stays high but is not perfect.
-    assert 0.9 < report["overall_accuracy"] < 1.0
+    assert 0.9 < statistics.overall_accuracy < 1.0
 
 
 def test_extent_and_offset_reference(tmp_path: Path) -> None:
@@ -182,18 +182,18 @@ def test_extent_and_offset_reference(tmp_path: Path) -> None:
     altered[::7, ::5] = 3  # some disagreement
     classified = write_like(LABELS, tmp_path / "classified.tif", altered, nodata=0)
 
-    result = assess_agreement(classified, part)
-    assert result.report["inputs"]["reference_resampled"] is False
+    report = assess_agreement(classified, part)
+    assert report.inputs.reference_resampled is False
     classes, matrix = oracle_matrix(altered[50:450, 100:700], labels[50:450, 100:700], {}, {0})
-    assert result.report["classes"] == classes
-    np.testing.assert_array_equal(result.report["matrix"], matrix)
+    assert report.statistics.class_values == classes
+    np.testing.assert_array_equal(report.statistics.matrix, matrix)
 
     # Extent in the classified CRS: x 580300-580400, y 4099700-4099800 (rows 200-300).
     limited = assess_agreement(classified, part, extent=(580300.0, 4099700.0, 580400.0, 4099800.0))
     classes, matrix = oracle_matrix(altered[200:300, 300:400], labels[200:300, 300:400], {}, {0})
-    assert limited.report["classes"] == classes
-    np.testing.assert_array_equal(limited.report["matrix"], matrix)
-    assert limited.report["compared_pixels"] == 100 * 100
+    assert limited.statistics.class_values == classes
+    np.testing.assert_array_equal(limited.statistics.matrix, matrix)
+    assert limited.compared_pixels == 100 * 100
 
 
 def test_class_names_from_the_category_names(tmp_path: Path) -> None:
@@ -205,14 +205,15 @@ def test_class_names_from_the_category_names(tmp_path: Path) -> None:
         names=["", "water", "tree canopy", "low vegetation", "", "impervious"],
         colors={2: (0, 128, 0)},
     )
-    report = assess_agreement(path, LABELS).report
-    assert report["class_names"] == ["tree canopy", "low vegetation", "impervious"]
-    assert report["class_colors"]["2"] == "#008000"
-    named = assess_agreement(path, LABELS, class_names={3: "grass <&>"}).report
-    assert named["class_names"][1] == "grass <&>"
+    report = assess_agreement(path, LABELS)
+    names = [c.name for c in report.statistics.classes]
+    assert names == ["tree canopy", "low vegetation", "impervious"]
+    assert report.class_colors[2] == "#008000"
+    named = assess_agreement(path, LABELS, class_names={3: "grass <&>"})
+    assert named.statistics.classes[1].name == "grass <&>"
     # Remapped classification: raw-value names would be wrong, so none are used.
-    remapped = assess_agreement(path, LABELS, classified_remap={5: 3}).report
-    assert remapped["class_names"] == ["class 2", "class 3", "class 5"]
+    remapped = assess_agreement(path, LABELS, classified_remap={5: 3})
+    assert [c.name for c in remapped.statistics.classes] == ["class 2", "class 3", "class 5"]
 
 
 def test_class_names_for_too_few_classes_are_refused_and_write_nothing(tmp_path: Path) -> None:
@@ -226,17 +227,17 @@ def test_class_names_for_too_few_classes_are_refused_and_write_nothing(tmp_path:
             )
     assert list(tmp_path.iterdir()) == []
     names = {1: "Water", 2: "Trees", 3: "Low", 5: "Built", 6: "Roads"}  # a whole legend
-    report = assess_agreement(LABELS, LABELS, class_names=names).report
-    assert report["class_names"] == ["Trees", "Low", "Built"]
+    report = assess_agreement(LABELS, LABELS, class_names=names)
+    assert [c.name for c in report.statistics.classes] == ["Trees", "Low", "Built"]
 
 
 def test_all_pixels_ignored_gives_zero_observations() -> None:
-    report = assess_agreement(LABELS, LABELS, ignore_values=[2, 3, 5]).report
-    assert report["observations"] == 0
-    assert report["overall_accuracy"] is None and report["kappa"] is None
-    assert report["ignored_pixels"] == 1024 * 512
-    assert any("Zero observations" in w for w in report["warnings"])
-    json.dumps(report, allow_nan=False)
+    report = assess_agreement(LABELS, LABELS, ignore_values=[2, 3, 5])
+    assert report.statistics.observations == 0
+    assert report.statistics.overall_accuracy is None and report.statistics.kappa.value is None
+    assert report.ignored_pixels == 1024 * 512
+    assert any("Zero observations" in w for w in report.warnings)
+    json.dumps(report.to_json(), allow_nan=False)
 
 
 def test_bad_inputs(tmp_path: Path) -> None:
@@ -261,13 +262,13 @@ def test_bad_inputs(tmp_path: Path) -> None:
 def test_band_choice_on_a_multiband_raster(tmp_path: Path) -> None:
     labels = read(LABELS)
     stack = write_like(LABELS, tmp_path / "stack.tif", np.stack([labels // 2, labels]))
-    report = assess_agreement(stack, LABELS, classified_band=2).report
-    assert report["overall_accuracy"] == 1.0
+    report = assess_agreement(stack, LABELS, classified_band=2)
+    assert report.statistics.overall_accuracy == 1.0
     # The reference's band is honoured through the warped path too.
     warped = tmp_path / "stack_4326.tif"
     gdal.Warp(str(warped), str(stack), dstSRS="EPSG:4326", resampleAlg="near")
-    report = assess_agreement(LABELS, warped, reference_band=2).report
-    assert report["overall_accuracy"] > 0.95
+    report = assess_agreement(LABELS, warped, reference_band=2)
+    assert report.statistics.overall_accuracy > 0.95
 
 
 # Each side has its own, non-zero nodata value, at different pixels, and each side's
@@ -330,18 +331,21 @@ def test_each_side_has_its_own_nodata(tmp_path: Path, resampled: bool) -> None:
         reference = write_grid(tmp_path / "reference.tif", OWN_NODATA_REFERENCE, nodata=3)
     disagreement = tmp_path / "agreement.tif"
 
-    report = assess_agreement(classified, reference, disagreement_path=disagreement).report
+    report = assess_agreement(classified, reference, disagreement_path=disagreement)
 
-    assert report["inputs"]["reference_resampled"] is resampled
-    assert report["classes"] == [1, 2, 3, 4]
-    assert report["matrix"] == OWN_NODATA_MATRIX
-    assert report["observations"] == 14 and report["correct"] == 7
-    assert report["ignored_pixels"] == 6
-    assert report["overall_accuracy"] == 0.5
-    assert (report["inputs"]["classified_nodata"], report["inputs"]["reference_nodata"]) == (
-        "4",
-        "3",
-    )
+    statistics = report.statistics
+    assert report.inputs.reference_resampled is resampled
+    assert statistics.class_values == [1, 2, 3, 4]
+    assert statistics.matrix == tuple(tuple(row) for row in OWN_NODATA_MATRIX)
+    assert statistics.observations == 14 and statistics.correct == 7
+    assert report.ignored_pixels == 6
+    assert statistics.overall_accuracy == 0.5
+    assert (report.inputs.classified_nodata, report.inputs.reference_nodata) == ("4", "3")
+    # The JSON document states the same, and reads back into the same report.
+    document = report.to_json()
+    assert document["matrix"] == OWN_NODATA_MATRIX
+    assert document["inputs"]["reference_resampled"] is resampled
+    assert AgreementReport.from_json(json.loads(json.dumps(document))) == report
     np.testing.assert_array_equal(read(disagreement), OWN_NODATA_AGREEMENT)
 
 

@@ -9,6 +9,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 
+from qgis_landcover.core.accuracy.agreement import AgreementInputs, AgreementReport
 from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
 from qgis_landcover.core.accuracy.reports import (
     agreement_html,
@@ -18,27 +19,48 @@ from qgis_landcover.core.accuracy.reports import (
     write_json,
     write_matrix_csv,
 )
+from qgis_landcover.core.accuracy.sample_accuracy import (
+    PointCounts,
+    SampleAccuracyInputs,
+    SampleAccuracyReport,
+)
 from qgis_landcover.core.accuracy.statistics import accuracy_statistics
 from qgis_landcover.core.errors import InputError
 
 MATRIX = np.array([[50, 3, 0], [4, 30, 1], [0, 0, 0]])
 
 
-def agreement_report() -> dict:
-    statistics = accuracy_statistics(MATRIX, [1, 2, 7], {1: "water", 2: "tree <canopy>"})
-    return {
-        "title": "Agreement with reference raster",
-        **statistics,
-        "ignored_pixels": 12,
-        "class_colors": {"1": "#0000ff"},
-        "warnings": ["something to know"],
-        "inputs": {"classified": "/data/a.tif (band 1)", "reference_remap": "6:5"},
+def inputs(**changes: str) -> AgreementInputs:
+    described = {
+        "classified": "/data/a.tif (band 1)",
+        "reference": "/data/b.tif (band 1)",
+        "comparison_grid": "EPSG:26917, pixel 1 x 1, 10 x 10 pixels",
+        "extent": "0, 0, 10, 10",
+        "reference_resampled": False,
+        "classified_remap": "none",
+        "reference_remap": "6:5",
+        "ignore_values": "0",
+        "classified_nodata": "none",
+        "reference_nodata": "none",
     }
+    return AgreementInputs(**{**described, **changes})
+
+
+def agreement_report() -> AgreementReport:
+    statistics = accuracy_statistics(MATRIX, [1, 2, 7], {1: "water", 2: "tree <canopy>"})
+    return AgreementReport(
+        statistics=statistics,
+        ignored_pixels=12,
+        compared_pixels=100,
+        inputs=inputs(),
+        class_colors={1: "#0000ff"},
+        warnings=("something to know",),
+    )
 
 
 def test_json_has_the_keys_and_no_nan(tmp_path: Path) -> None:
     path = tmp_path / "report.json"
-    write_json(path, {**agreement_report(), "extra": float("nan"), "n": np.int64(3)})
+    write_json(path, {**agreement_report().to_json(), "extra": float("nan"), "n": np.int64(3)})
 
     def refuse(constant: str) -> None:
         raise AssertionError(f"{constant} in JSON")
@@ -58,12 +80,21 @@ def test_json_has_the_keys_and_no_nan(tmp_path: Path) -> None:
     assert data["extra"] is None and data["n"] == 3
     assert data["users_accuracy"][2] is None  # empty row: class 7 never classified
     assert data["matrix"] == MATRIX.tolist()
+    assert data["title"] == "Agreement with reference raster"
+    assert (data["ignored_pixels"], data["compared_pixels"]) == (12, 100)
+    assert data["class_colors"] == {"1": "#0000ff"}
+    assert data["warnings"] == ["something to know"]
+    assert data["inputs"]["reference_remap"] == "6:5"
+    assert data["inputs"]["reference_resampled"] is False
     assert json_ready({"a": [np.float32(1.5), float("inf")]}) == {"a": [1.5, None]}
+    # The file reads back into the same report.
+    del data["extra"], data["n"]
+    assert AgreementReport.from_json(data) == agreement_report()
 
 
 def test_csv_round_trips_the_matrix(tmp_path: Path) -> None:
     path = tmp_path / "matrix.csv"
-    write_matrix_csv(path, agreement_report())
+    write_matrix_csv(path, agreement_report().statistics)
     with path.open(newline="", encoding="utf-8") as handle:
         rows = list(csv.reader(handle))
     assert rows[0] == ["classification \\ reference", "name", "1", "2", "7", "total"]
@@ -86,21 +117,21 @@ def test_agreement_html_is_self_contained(tmp_path: Path) -> None:
         assert f">{count}<" in html
     assert "rgba(26,150,65" in html and "rgba(215,25,28" in html  # heat map
     assert f"{100 * 80 / 88:.2f} %" in html  # overall accuracy
-    report = agreement_report()
+    kappa = agreement_report().statistics.kappa
     # Both variances, each with its name, and the notes that tell them apart.
-    for label, key in (
-        ("Kappa variance (Fleiss, Cohen &amp; Everitt 1969)", "kappa_variance"),
-        ("Kappa variance as GRASS r.kappa computes it", "kappa_variance_rkappa"),
+    for label, value in (
+        ("Kappa variance (Fleiss, Cohen &amp; Everitt 1969)", kappa.variance),
+        ("Kappa variance as GRASS r.kappa computes it", kappa.variance_rkappa),
     ):
-        assert re.search(rf"{re.escape(label)}[^<]*</th><td[^>]*>{report[key]:.6g}<", html), key
-    low, high = report["kappa_ci95"]
+        assert re.search(rf"{re.escape(label)}[^<]*</th><td[^>]*>{value:.6g}<", html), label
+    low, high = kappa.ci95
     assert f"95 % CI {low:.4f} to {high:.4f}" in html
     assert "classes present in the reference" in html and "r.kappa pairs" in html
 
 
 def test_zero_observations_report() -> None:
     statistics = accuracy_statistics(np.zeros((0, 0), dtype=np.int64), [])
-    html = agreement_html({**statistics, "ignored_pixels": 100, "inputs": {}})
+    html = agreement_html(AgreementReport(statistics, 100, 100, inputs()))
     assert "Zero observations" in html
     assert "n/a" in html
 
@@ -114,20 +145,38 @@ def test_area_html() -> None:
         area_unit="m²",
         hectares_per_unit=1e-4,
     )
-    report = {
-        "area_adjusted": estimate,
-        "samples": accuracy_statistics(counts, [1, 2, 3, 4]),
-        "inputs": {"points": "validation.gpkg"},
-    }
+    report = SampleAccuracyReport(
+        area_adjusted=estimate,
+        samples=accuracy_statistics(counts, [1, 2, 3, 4]),
+        mapped_pixels={1: 20, 2: 15, 3: 320, 4: 645},
+        pixel_area=10_000.0,
+        points=PointCounts(total=642, used=640, outside_raster=2, ignored=0),
+        inputs=SampleAccuracyInputs(
+            classified="/data/map.tif (band 1)",
+            points="validation.gpkg",
+            crs="EPSG:26917",
+            pixel_size="100 x 100",
+            classified_remap="none",
+            reference_remap="none",
+            ignore_values="0",
+        ),
+    )
     html = area_html(report)
     assert "Olofsson" in html and "validation.gpkg" in html
-    assert f"{estimate['area_ha'][0]:.2f}" in html
+    # Class 1: 20 ha mapped, its estimated area in hectares.
+    assert "<td>20.00</td>" in html
+    assert f"<td>{1e-4 * estimate.classes[0].area:.2f}</td>" in html
     assert "area (ha)" in html
+    assert ">2 / 0</td>" in html  # points skipped: outside the raster / ignored
     assert "<script" not in html
+    document = report.to_json()
+    assert document["points"] == {"total": 642, "used": 640, "outside_raster": 2, "ignored": 0}
+    assert document["area_adjusted"]["area_ha"][0] == pytest.approx(1e-4 * estimate.classes[0].area)
+    assert document["mapped_pixels"] == {"1": 20, "2": 15, "3": 320, "4": 645}
 
 
 def test_writers_refuse_a_missing_folder(tmp_path: Path) -> None:
     target = tmp_path / "missing" / "report.json"
     with pytest.raises(InputError, match=r"does not exist"):
-        write_json(target, agreement_report())
+        write_json(target, agreement_report().to_json())
     assert not target.parent.exists()

@@ -12,7 +12,11 @@ from osgeo import gdal
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
-from qgis_landcover.core.accuracy.sample_accuracy import assess_sample_accuracy, pixel_indices
+from qgis_landcover.core.accuracy.sample_accuracy import (
+    PointCounts,
+    assess_sample_accuracy,
+    pixel_indices,
+)
 from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Grid
@@ -71,17 +75,25 @@ def test_matches_the_estimator_on_oracle_counts() -> None:
     expected = area_adjusted_accuracy(
         sample_counts, counts.astype(float), classes, hectares_per_unit=1e-4
     )
-    estimate = report["area_adjusted"]
-    assert estimate["classes"] == classes
-    assert estimate["sample_counts"] == sample_counts.tolist()
-    np.testing.assert_allclose(estimate["mapped_area"], counts)
-    np.testing.assert_allclose(estimate["mapped_area_ha"], counts / 10_000)
-    np.testing.assert_allclose(estimate["area"], expected["area"])
-    assert report["overall_accuracy"] == pytest.approx(expected["overall_accuracy"])
-    assert report["points"] == {"total": 76, "used": 75, "outside_raster": 1, "ignored": 0}
-    assert report["mapped_pixels"] == {str(c): int(n) for c, n in zip(classes, counts, strict=True)}
-    assert estimate["area_unit"] == "metre²"
-    json.dumps(report, allow_nan=False)
+    estimate = report.area_adjusted
+    assert [c.value for c in estimate.classes] == classes
+    assert estimate.sample_counts == tuple(map(tuple, sample_counts.tolist()))
+    np.testing.assert_allclose([c.mapped_area for c in estimate.classes], counts)
+    np.testing.assert_allclose(
+        [c.area for c in estimate.classes], [c.area for c in expected.classes]
+    )
+    assert report.overall_accuracy == pytest.approx(expected.overall_accuracy)
+    assert report.points == PointCounts(total=76, used=75, outside_raster=1, ignored=0)
+    assert report.mapped_pixels == {c: int(n) for c, n in zip(classes, counts, strict=True)}
+    assert estimate.area_unit == "metre²"
+    document = report.to_json()
+    np.testing.assert_allclose(document["area_adjusted"]["mapped_area_ha"], counts / 10_000)
+    assert document["points"] == {"total": 76, "used": 75, "outside_raster": 1, "ignored": 0}
+    assert document["mapped_pixels"] == {
+        str(c): int(n) for c, n in zip(classes, counts, strict=True)
+    }
+    assert document["overall_accuracy"] == report.overall_accuracy
+    json.dumps(document, allow_nan=False)
 
 
 def test_perfect_reference_recovers_the_map() -> None:
@@ -90,10 +102,11 @@ def test_perfect_reference_recovers_the_map() -> None:
     report = assess_sample_accuracy(
         LABELS, X0 + cols + 0.5, Y0 - rows - 0.5, array[rows, cols].astype(np.int64)
     )
-    estimate = report["area_adjusted"]
-    assert report["overall_accuracy"] == 1.0
-    np.testing.assert_allclose(estimate["area"], estimate["mapped_area"])
-    assert estimate["area_se"] == [0.0, 0.0, 0.0]
+    estimate = report.area_adjusted
+    assert report.overall_accuracy == 1.0
+    for record in estimate.classes:
+        assert record.area == pytest.approx(record.mapped_area)
+        assert record.area_se == 0.0
 
 
 def test_remaps_and_ignore_values() -> None:
@@ -108,10 +121,9 @@ def test_remaps_and_ignore_values() -> None:
         classified_remap={3: 0},  # low vegetation -> ignored class 0
         reference_remap={50: 5},
     )
-    estimate = report["area_adjusted"]
-    assert estimate["classes"] == [2, 5]
-    assert report["overall_accuracy"] == 1.0
-    assert report["points"]["ignored"] == 10
+    assert [c.value for c in report.area_adjusted.classes] == [2, 5]
+    assert report.overall_accuracy == 1.0
+    assert report.points.ignored == 10
 
 
 def test_geographic_crs_reports_square_degrees(tmp_path: Path) -> None:
@@ -121,9 +133,10 @@ def test_geographic_crs_reports_square_degrees(tmp_path: Path) -> None:
     report = assess_sample_accuracy(
         geographic, np.array([grid[0] + 1e-4]), np.array([grid[3] - 1e-4]), np.array([2])
     )
-    assert report["area_adjusted"]["area_unit"] == "degrees²"
-    assert "area_ha" not in report["area_adjusted"]
-    assert any("not projected" in w for w in report["warnings"])
+    assert report.area_adjusted.area_unit == "degrees²"
+    assert report.area_adjusted.hectares_per_unit is None
+    assert "area_ha" not in report.to_json()["area_adjusted"]
+    assert any("not projected" in w for w in report.warnings)
 
 
 def test_map_classes_without_samples_are_warned_in_the_log() -> None:
@@ -143,11 +156,11 @@ def test_map_classes_without_samples_are_warned_in_the_log() -> None:
     valid = array[array != 0]
     share = float(np.mean(valid == 2))  # the weight of the stratum without samples
     # Every sampled point is right, so the overall accuracy is the sampled share of the map.
-    assert report["overall_accuracy"] == pytest.approx(1 - share)
+    assert report.overall_accuracy == pytest.approx(1 - share)
     (warning,) = [w for w in progress.warnings if "no samples" in w]
     assert f"'class 2' ({100 * share:.2f} % of the mapped area" in warning
     assert f"at most {100 * (1 - share):.2f} %" in warning
-    assert warning in report["area_adjusted"]["warnings"]
+    assert warning in report.area_adjusted.warnings
 
 
 def test_own_nonzero_nodata_is_no_stratum(tmp_path: Path) -> None:
@@ -161,13 +174,28 @@ def test_own_nonzero_nodata_is_no_stratum(tmp_path: Path) -> None:
     report = assess_sample_accuracy(
         classified, 500000.0 + cols + 0.5, 4100000.0 - rows - 0.5, reference
     )
-    estimate = report["area_adjusted"]
-    assert report["mapped_pixels"] == {"1": 5, "2": 7, "3": 5}
-    assert estimate["sample_counts"] == [[1, 1, 0], [0, 2, 0], [1, 0, 1]]
-    assert report["points"] == {"total": 7, "used": 6, "outside_raster": 0, "ignored": 1}
+    estimate = report.area_adjusted
+    assert report.mapped_pixels == {1: 5, 2: 7, 3: 5}
+    assert estimate.sample_counts == ((1, 1, 0), (0, 2, 0), (1, 0, 1))
+    assert report.points == PointCounts(total=7, used=6, outside_raster=0, ignored=1)
     # By hand: W = 5, 7, 5 / 17; OA = 5/17 * 1/2 + 7/17 * 1 + 5/17 * 1/2 = 12/17.
-    assert report["overall_accuracy"] == pytest.approx(12 / 17)
-    assert estimate["area_proportion"] == pytest.approx([5 / 17, 9.5 / 17, 2.5 / 17])
+    assert report.overall_accuracy == pytest.approx(12 / 17)
+    proportions = [c.area_proportion for c in estimate.classes]
+    assert proportions == pytest.approx([5 / 17, 9.5 / 17, 2.5 / 17])
+    # The unweighted sample statistics: 4 of the 6 used points agree.
+    assert report.samples.overall_accuracy == pytest.approx(4 / 6)
+
+
+def test_skipped_features_are_reported_when_given() -> None:
+    rows, cols = stratified_points(3, seed=5)
+    values = labels()[rows, cols].astype(np.int64)
+    xs, ys = X0 + cols + 0.5, Y0 - rows - 0.5
+    report = assess_sample_accuracy(LABELS, xs, ys, values, skipped_features=4)
+    assert report.points.skipped_features == 4
+    assert report.to_json()["points"]["skipped_features"] == 4
+    # Without it, the JSON has no such key (as the core has always written it).
+    plain = assess_sample_accuracy(LABELS, xs, ys, values)
+    assert "skipped_features" not in plain.to_json()["points"]
 
 
 def test_no_usable_point_is_an_error(tmp_path: Path) -> None:

@@ -256,8 +256,8 @@ def test_converted_model_reaches_the_documented_accuracy(
     conversion: tuple[Path, convert.Conversion],
 ) -> None:
     scores = conversion[1].scores  # the exported model, run by ONNX Runtime
-    assert scores.pixels == 8 * 128 * 128
-    assert 0.90 <= scores.overall_accuracy <= 0.92
+    assert scores.statistics.observations == 8 * 128 * 128
+    assert 0.90 <= scores.statistics.overall_accuracy <= 0.92
     # Patch 7, 85 % low vegetation, is the weak one at ~0.55; the others >= 0.84.
     assert scores.per_patch_accuracy[7] == pytest.approx(0.55, abs=0.03)
     assert min(scores.per_patch_accuracy[:7]) >= 0.84
@@ -267,8 +267,8 @@ def test_converted_model_reaches_the_documented_accuracy(
 def test_one_epoch_control_does_not(patches: convert.Patches) -> None:
     control, _ = load_network(CONTROL)
     scores = convert.score_patches(convert.torch_predictor(control), patches, 64)
-    assert 0.30 <= scores.overall_accuracy <= 0.50
-    assert scores.kappa < 0.1
+    assert 0.30 <= scores.statistics.overall_accuracy <= 0.50
+    assert scores.statistics.kappa.value < 0.1
 
 
 def test_scores_match_a_plain_count(patches: convert.Patches) -> None:
@@ -282,8 +282,12 @@ def test_scores_match_a_plain_count(patches: convert.Patches) -> None:
     scores = convert.score_patches(always_tree, patches, 64)
     centre = patches.labels[:, 64:192, 64:192]
     labelled = centre[(centre >= 1) & (centre <= 4)]
-    assert scores.overall_accuracy == pytest.approx(np.mean(labelled == 2))
-    assert scores.kappa == pytest.approx(0.0)
+    assert scores.statistics.overall_accuracy == pytest.approx(np.mean(labelled == 2))
+    assert scores.statistics.kappa.value == pytest.approx(0.0)
+    # Every labelled pixel is predicted tree: all low vegetation is confused with it.
+    assert scores.reference_share(2) == pytest.approx(np.mean(labelled == 2))
+    assert scores.confused(reference=3, predicted=2) == 1.0
+    assert scores.confused(reference=2, predicted=3) == 0.0
 
 
 @pytest.mark.slow
@@ -296,7 +300,7 @@ def test_converted_model_carries_the_contract(
     assert result.max_abs_diff <= 1e-3
     assert output.stat().st_size < 10 * 2**20
     card = output.with_suffix(".md").read_text(encoding="utf-8")
-    assert f"Overall accuracy: **{result.scores.overall_accuracy:.3f}**" in card
+    assert f"Overall accuracy: **{result.scores.statistics.overall_accuracy:.3f}**" in card
 
     contract = read_contract(output)
     assert contract == result.contract

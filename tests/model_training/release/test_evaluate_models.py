@@ -4,6 +4,7 @@
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import numpy as np
@@ -34,7 +35,7 @@ def test_window_extent_is_the_window_in_map_units() -> None:
 def test_evaluation_scores_exactly_the_window(tmp_path: Path) -> None:
     window = Window(832, 64, 128, 128)  # the centre of held-out patch 3
     evaluation = evaluate_models.evaluate("converted", str(MODEL), tmp_path, window=window)
-    statistics = evaluation.statistics
+    statistics = evaluation.report.statistics
 
     # Oracle: count the same pixels with numpy from the two rasters.
     labels = gdal.Open(str(evaluate_models.LABELS)).ReadAsArray(832, 64, 128, 128)
@@ -42,16 +43,22 @@ def test_evaluation_scores_exactly_the_window(tmp_path: Path) -> None:
     classified = gdal.Open(str(evaluation.classified)).ReadAsArray()
     assert classified.shape == labels.shape
     valid = (labels >= 1) & (labels <= 4)
-    assert statistics["observations"] == int(valid.sum())
+    assert statistics.observations == int(valid.sum())
     accuracy = float(np.mean(classified[valid] == labels[valid]))
-    assert statistics["overall_accuracy"] == pytest.approx(accuracy)
+    assert statistics.overall_accuracy == pytest.approx(accuracy)
     # The converted model's documented score on this patch centre (0.858).
-    assert statistics["overall_accuracy"] == pytest.approx(0.858, abs=0.02)
+    assert statistics.overall_accuracy == pytest.approx(0.858, abs=0.02)
 
     report = evaluate_models.report_json(
         [evaluation], evaluate_models.MOSAIC, evaluate_models.LABELS, window
     )
     assert report["window"] == [832, 64, 128, 128]
-    assert report["models"]["converted"]["observations"] == statistics["observations"]
+    # report.json holds the whole agreement report of each model, as the plugin wrote it.
+    written = json.loads((tmp_path / "converted_agreement.json").read_text(encoding="utf-8"))
+    assert report["models"]["converted"] == {
+        "model": str(MODEL.relative_to(ROOT)),
+        "classify_seconds": round(evaluation.classify_seconds, 2),
+        **written,
+    }
     table = evaluate_models.report_markdown(report)
-    assert f"| converted | {statistics['overall_accuracy']:.4f} |" in table
+    assert f"| converted | {statistics.overall_accuracy:.4f} |" in table

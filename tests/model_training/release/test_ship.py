@@ -43,7 +43,7 @@ def report() -> dict[str, Any]:
         "labels": "data/labels.tif",
         "window": [768, 0, 256, 512],
         "reference_remap": "5:4,6:4,15:0",
-        "models": {"mine": {"model": "m.onnx", "classify_seconds": 1.0, **statistics}},
+        "models": {"mine": {"model": "m.onnx", "classify_seconds": 1.0, **statistics.to_json()}},
     }
 
 
