@@ -32,11 +32,11 @@ from ..raster.grid import (
 )
 from ..raster.read_ahead import read_windows_ahead
 from ..raster.reading import same_crs, warp_to_grid
-from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 from ..raster.writing import create_geotiff, hex_to_rgb, write_qml_paletted
 from .confusion import AGREE, DISAGREE, IGNORED, ConfusionMatrix
 from .remap import check_class_names, format_remap, format_values
 from .statistics import AgreementStatistics, accuracy_statistics
+from .value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 
 DISAGREEMENT_COLORS = {IGNORED: "#bdbdbd", AGREE: "#1a9641", DISAGREE: "#d7191c"}
 DISAGREEMENT_NAMES = {IGNORED: "ignored", AGREE: "agree", DISAGREE: "disagree"}

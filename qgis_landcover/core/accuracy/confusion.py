@@ -16,8 +16,8 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
-from ..raster.value_codes import ClassRule, ValueEncoder
 from .statistics import AgreementStatistics, accuracy_statistics
+from .value_codes import ClassRule, ValueEncoder
 
 IGNORED, AGREE, DISAGREE = 0, 1, 2
 """Pixel values of the agreement array returned by :meth:`ConfusionMatrix.update_agreement`."""

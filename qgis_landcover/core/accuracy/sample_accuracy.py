@@ -21,11 +21,11 @@ from ..progress import NullProgress, Progress, check_cancelled
 from ..raster.class_raster import ClassBand, area_units, crs_name, open_class_band
 from ..raster.grid import TARGET_PIXELS, Grid, aligned_windows, format_bounds
 from ..raster.read_ahead import read_windows_ahead
-from ..raster.value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 from .area_estimation import AreaEstimate, area_adjusted_accuracy
 from .confusion import ClassCounts, ConfusionMatrix
 from .remap import format_remap, format_values
 from .statistics import ORIENTATION, AgreementStatistics, accuracy_statistics
+from .value_codes import DEFAULT_IGNORE_VALUES, ClassRule
 
 
 @dataclass(frozen=True)

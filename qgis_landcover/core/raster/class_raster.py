@@ -81,11 +81,15 @@ class ClassBand:
 
     def category_names(self) -> dict[int, str]:
         """Value -> name from the band's category names (or raster attribute table)."""
-        names = self.gdal_band.GetCategoryNames() or []
+        band = self.gdal_band
+        # GDAL (3.6) reads a GeoTIFF's .aux.xml, where the names are, only when asked for
+        # something else first: the nodata value loads it.
+        band.GetNoDataValue()
+        names = band.GetCategoryNames() or []
         result = {value: name.strip() for value, name in enumerate(names) if name and name.strip()}
         if result:
             return result
-        table = self.gdal_band.GetDefaultRAT()
+        table = band.GetDefaultRAT()
         if table is None or table.GetRowCount() == 0:
             return {}
         value_column = name_column = None

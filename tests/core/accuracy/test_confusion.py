@@ -16,8 +16,8 @@ from qgis_landcover.core.accuracy.confusion import (
     ClassCounts,
     ConfusionMatrix,
 )
+from qgis_landcover.core.accuracy.value_codes import MAX_DISTINCT_VALUES, ClassRule
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.raster.value_codes import MAX_DISTINCT_VALUES, ClassRule
 
 from ...conftest import TEST_DATA
 

@@ -14,8 +14,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from ..accuracy.remap import apply_remap
 from ..errors import InputError
+from .remap import apply_remap
 
 DEFAULT_IGNORE_VALUES = (0,)
 """Class values ignored on both sides unless the caller gives its own list (0 is no
