@@ -150,7 +150,11 @@ def peak_rss_mb() -> float:
 def worker_classify(args: argparse.Namespace) -> dict[str, Any]:
     from osgeo import gdal
 
-    from qgis_landcover.core.inference.classify import ClassifyOptions, classify
+    from qgis_landcover.core.inference.classified_output import OutputPaths
+    from qgis_landcover.core.inference.classify import classify
+    from qgis_landcover.core.inference.gdal_source import GdalImageSource
+    from qgis_landcover.core.inference.image_source import Extent
+    from qgis_landcover.core.inference.pipeline import ClassifyOptions
     from qgis_landcover.core.inference.session import load_session
 
     dataset = gdal.Open(args.vrt)
@@ -164,7 +168,13 @@ def worker_classify(args: argparse.Namespace) -> dict[str, Any]:
         stripe_width=args.stripe_width,
     )
     started = time.perf_counter()
-    result = classify(dataset, args.output, session, bounds=bounds, options=options)
+    result = classify(
+        GdalImageSource(dataset),
+        session,
+        OutputPaths(Path(args.output)),
+        extent=Extent(bounds),
+        options=options,
+    )
     seconds = time.perf_counter() - started
     pixels = result.grid.width * result.grid.height
     return {
@@ -181,9 +191,10 @@ def worker_model_only(args: argparse.Namespace) -> dict[str, Any]:
     import numpy as np
     from osgeo import gdal
 
-    from qgis_landcover.core.inference.classify import effective_batch_size, iter_batches
-    from qgis_landcover.core.inference.image_reader import GdalReader
+    from qgis_landcover.core.inference.gdal_source import GdalReader
     from qgis_landcover.core.inference.normalization import Normalizer
+    from qgis_landcover.core.inference.pipeline import iter_batches
+    from qgis_landcover.core.inference.planning import effective_batch_size
     from qgis_landcover.core.inference.session import load_session
     from qgis_landcover.core.inference.tile_plan import plan_tiles
 

@@ -1,27 +1,21 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:classify``: run a U-Net (ONNX) over a raster layer and an extent into a
-styled land-cover GeoTIFF (:mod:`qgis_landcover.core.inference.classify`).
+styled land-cover GeoTIFF.
 
-Layers GDAL can read (GeoTIFF, VRT mosaics, COGs, ...) are read by the core with GDAL
-windows. Other layers (WMS / XYZ imagery, ...) are read through their QGIS data
-provider's block API at the model's resolution: :class:`ProviderReader` is that
-adapter, kept here because it needs ``qgis``.
+The parameters are read into what the core takes (``qgis_glue``): the layer becomes an
+image source (GDAL's for files, the layer's data provider for WMS / XYZ imagery), the
+model value a resolved model file; then one core call,
+:func:`qgis_landcover.core.inference.classify.classify`, does the work.
 """
 
 from __future__ import annotations
 
-import dataclasses
-import math
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import Any
 
-import numpy as np
 from qgis.core import (
-    Qgis,
-    QgsMapLayer,
     QgsProcessingContext,
     QgsProcessingFeedback,
-    QgsProcessingLayerPostProcessorInterface,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
     QgsProcessingParameterBand,
@@ -32,30 +26,17 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
-    QgsRasterBlockFeedback,
-    QgsRasterDataProvider,
-    QgsRasterLayer,
-    QgsRectangle,
 )
 
-from ..core.errors import InputError
-from ..core.inference.band_mapping import BandInfo, map_bands
 from ..core.inference.classified_output import OutputPaths, qml_path
-from ..core.inference.classify import (
-    ClassifyOptions,
-    ClassifyResult,
-    checked_tile_size,
-    classify,
-    run_pipeline,
-)
-from ..core.inference.image_reader import validity
-from ..core.inference.model_grid import metres_per_unit, plan_model_grid
+from ..core.inference.classify import classify
+from ..core.inference.image_source import Extent
 from ..core.inference.model_input import parse_value_range
-from ..core.inference.session import DEVICES, ModelSession, load_session
+from ..core.inference.pipeline import ClassifyOptions
+from ..core.inference.session import DEVICES
 from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
-from ..core.progress import Progress
-from ..core.raster.grid import Bounds, Grid, Window
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.image_source import image_source
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
 from ..qgis_glue.parameters import (
     EXTENT_POLICY_HELP,
@@ -67,227 +48,8 @@ from ..qgis_glue.parameters import (
     optional_layer_output,
 )
 from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
+from ..qgis_glue.styling import ClassifiedStyler
 from .base import LandcoverAlgorithm
-
-ARGB_TYPES = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
-NUMPY_TYPES = {
-    Qgis.Byte: np.uint8,
-    Qgis.UInt16: np.uint16,
-    Qgis.Int16: np.int16,
-    Qgis.UInt32: np.uint32,
-    Qgis.Int32: np.int32,
-    Qgis.Float32: np.float32,
-    Qgis.Float64: np.float64,
-}
-RGBA_BANDS = [
-    BandInfo(1, "", "red"),
-    BandInfo(2, "", "green"),
-    BandInfo(3, "", "blue"),
-    BandInfo(4, "", "alpha"),
-]
-"""How an ARGB32 provider (WMS / XYZ imagery) is presented: four 8-bit bands."""
-
-
-# --------------------------------------------------------------------------- provider
-
-
-def is_argb(provider: QgsRasterDataProvider) -> bool:
-    """True for providers that deliver rendered RGBA images (WMS, XYZ tiles)."""
-    return provider.bandCount() == 1 and provider.dataType(1) in ARGB_TYPES
-
-
-def describe_provider_bands(provider: QgsRasterDataProvider) -> list[BandInfo]:
-    """The layer's bands for band mapping (ARGB images become red, green, blue, alpha)."""
-    if is_argb(provider):
-        return RGBA_BANDS
-    return [
-        BandInfo(n, "", (provider.colorInterpretationName(n) or "undefined").lower())
-        for n in range(1, provider.bandCount() + 1)
-    ]
-
-
-def provider_grid(layer: QgsRasterLayer, resolution_m: float, bounds: Bounds | None) -> Grid:
-    """The layer's pixel grid; for providers without one (WMS / XYZ) a grid over the
-    layer's extent at the model's resolution, which the provider renders to."""
-    extent = layer.extent()
-    crs_wkt = layer.crs().toWkt()
-    provider = layer.dataProvider()
-    if provider.capabilities() & QgsRasterDataProvider.Size and provider.xSize() > 0:
-        return Grid(
-            crs_wkt,
-            (
-                extent.xMinimum(),
-                extent.width() / provider.xSize(),
-                0.0,
-                extent.yMaximum(),
-                0.0,
-                -extent.height() / provider.ySize(),
-            ),
-            provider.xSize(),
-            provider.ySize(),
-        )
-    if bounds is None:
-        raise InputError(
-            f"{layer.name()} is an online layer without a size of its own "
-            f"({layer.providerType()}): choose the extent to classify."
-        )
-    centre = ((bounds[0] + bounds[2]) / 2, (bounds[1] + bounds[3]) / 2)
-    scale = metres_per_unit(crs_wkt, centre) or (1.0, 1.0)
-    rx, ry = resolution_m / scale[0], resolution_m / scale[1]
-    # Pixel edges on multiples of the pixel size, like resampled GDAL layers.
-    col0, col1 = math.floor(extent.xMinimum() / rx), math.ceil(extent.xMaximum() / rx)
-    row0, row1 = math.floor(extent.yMinimum() / ry), math.ceil(extent.yMaximum() / ry)
-    return Grid(crs_wkt, (col0 * rx, rx, 0.0, row1 * ry, 0.0, -ry), col1 - col0, row1 - row0)
-
-
-class ProviderReader:
-    """:class:`~qgis_landcover.core.inference.image_reader.ImageReader` over a QGIS raster data
-    provider: each window is requested with ``QgsRasterDataProvider.block`` at the
-    grid's resolution (the provider resamples or renders). Use it from one thread."""
-
-    def __init__(
-        self,
-        provider: QgsRasterDataProvider,
-        grid: Grid,
-        bands: list[int],
-        feedback: QgsProcessingFeedback | None = None,
-    ) -> None:
-        self.provider = provider
-        self._grid = grid
-        self.bands = bands
-        # Provider requests take a raster-block feedback: cancel it with the algorithm.
-        self.block_feedback = QgsRasterBlockFeedback()
-        if feedback is not None:
-            feedback.canceled.connect(self.block_feedback.cancel)
-        self.argb = is_argb(provider)
-        # Alpha bands mask pixels (0: transparent) whichever band they are.
-        self.alpha_bands = (
-            []
-            if self.argb
-            else [
-                n
-                for n in range(1, provider.bandCount() + 1)
-                if (provider.colorInterpretationName(n) or "").lower() == "alpha"
-            ]
-        )
-        types = {NUMPY_TYPES.get(provider.dataType(b)) for b in bands}
-        self.data_type = (
-            "uint8"
-            if self.argb
-            else ",".join(sorted(np.dtype(t).name for t in types if t is not None)) or None
-        )
-
-    @property
-    def grid(self) -> Grid:
-        return self._grid
-
-    def _block(self, band: int, window: Window) -> tuple[np.ndarray, float | None]:
-        x0, dx, _, y0, _, dy = self._grid.geotransform
-        extent = QgsRectangle(
-            x0 + window.col_off * dx,
-            y0 + (window.row_off + window.height) * dy,
-            x0 + (window.col_off + window.width) * dx,
-            y0 + window.row_off * dy,
-        )
-        block = self.provider.block(band, extent, window.width, window.height, self.block_feedback)
-        if block is None or not block.isValid() or block.isEmpty():
-            raise InputError(
-                f"The layer's data provider returned no data for {extent.toString()} "
-                f"(band {band}); check the connection or the layer."
-            )
-        dtype = np.uint32 if self.argb else NUMPY_TYPES.get(block.dataType())
-        if dtype is None:
-            raise InputError(f"Unsupported pixel type {block.dataType()} in band {band}.")
-        array = np.frombuffer(bytes(block.data()), dtype=dtype).reshape(window.shape)
-        return array, block.noDataValue() if block.hasNoDataValue() else None
-
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]:
-        if self.argb:
-            pixels, _ = self._block(1, window)
-            # 0xAARRGGBB words: little-endian bytes are B, G, R, A.
-            bgra = pixels.view(np.uint8).reshape(*window.shape, 4)
-            rgba = bgra[..., [2, 1, 0, 3]].transpose(2, 0, 1).astype(np.float32)
-            if self.provider.dataType(1) == Qgis.ARGB32_Premultiplied:
-                alpha = rgba[3]
-                scale = np.where(alpha > 0, 255.0 / np.maximum(alpha, 1.0), 0.0)
-                rgba[:3] *= scale
-            raw = rgba[[b - 1 for b in self.bands]]
-            return raw, validity(raw, [None] * len(self.bands)) & (rgba[3] > 0)
-        arrays, nodata = zip(*(self._block(b, window) for b in self.bands), strict=True)
-        raw = np.stack(arrays).astype(np.float32)
-        valid = validity(raw, list(nodata))
-        for band in self.alpha_bands:
-            valid &= self._block(band, window)[0] > 0
-        return raw, valid
-
-
-def classify_with_provider(
-    layer: QgsRasterLayer,
-    session: ModelSession,
-    outputs: OutputPaths,
-    *,
-    bounds: Bounds | None,
-    bands: list[int] | None,
-    options: ClassifyOptions,
-    progress: Progress,
-    feedback: QgsProcessingFeedback | None = None,
-) -> ClassifyResult:
-    """Classify a layer through its QGIS data provider (any provider, e.g. WMS / XYZ)."""
-    contract = session.contract
-    # A private copy of the provider: the layer's own belongs to the main thread.
-    provider = layer.dataProvider().clone()
-    if (
-        provider.providerCapabilities()
-        & QgsRasterDataProvider.ProviderHintCanPerformProviderResampling
-    ):
-        provider.enableProviderResampling(True)
-        provider.setZoomedInResamplingMethod(QgsRasterDataProvider.ResamplingMethod.Bilinear)
-        provider.setZoomedOutResamplingMethod(QgsRasterDataProvider.ResamplingMethod.Average)
-    mapping = map_bands(contract.band_names, describe_provider_bands(provider), bands, progress)
-    source = provider_grid(layer, contract.resolution_m, bounds)
-    layout = plan_model_grid(
-        source,
-        contract.resolution_m,
-        bounds,
-        context=checked_tile_size(session, options.tile_size),
-        progress=progress,
-    )
-    reader = ProviderReader(provider, layout.read_grid, mapping, feedback)
-    # Providers are not thread-safe: read on this thread.
-    options = dataclasses.replace(options, read_ahead_thread=False)
-    return run_pipeline(reader, layout.window, session, outputs, options, progress)
-
-
-# --------------------------------------------------------------------------- styling
-
-
-class ClassifiedStyler(QgsProcessingLayerPostProcessorInterface):
-    """Applies the classified raster's QML style (paletted, with class names) when
-    QGIS loads the output."""
-
-    # QGIS keeps only a pointer to a post-processor: Python must keep the object alive.
-    _alive: ClassVar[list[ClassifiedStyler]] = []
-
-    def __init__(self, qml: str) -> None:
-        super().__init__()
-        self.qml = qml
-
-    @classmethod
-    def create(cls, qml: str) -> ClassifiedStyler:
-        styler = cls(qml)
-        cls._alive = [*cls._alive[-63:], styler]
-        return styler
-
-    def postProcessLayer(
-        self, layer: QgsMapLayer, context: QgsProcessingContext, feedback: QgsProcessingFeedback
-    ) -> None:
-        message, ok = layer.loadNamedStyle(self.qml)
-        if not ok:
-            feedback.pushWarning(f"Could not apply the style {self.qml}: {message}")
-        layer.triggerRepaint()
-
-
-# --------------------------------------------------------------------------- algorithm
 
 
 class ClassifyAlgorithm(LandcoverAlgorithm):
@@ -514,30 +276,16 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
                     (self.OUTPUT_CONFIDENCE, confidence, True),
                 ],
             )
-            session = load_session(model, options.device, progress)
-            if raster.layer is None or raster.provider == "gdal":
-                result = classify(
-                    raster.source,
-                    outputs.classes,
-                    session,
-                    bounds=bounds,
-                    bands=bands,
-                    probabilities=outputs.probabilities,
-                    confidence=outputs.confidence,
-                    options=options,
-                    progress=progress,
-                )
-            else:
-                result = classify_with_provider(
-                    raster.layer,
-                    session,
-                    outputs,
-                    bounds=bounds,
-                    bands=bands,
-                    options=options,
-                    progress=progress,
-                    feedback=feedback,
-                )
+            result = classify(
+                image_source(raster, feedback),
+                model,
+                outputs,
+                # Bounds in the layer's CRS: QGIS reprojected the extent to it.
+                extent=Extent(bounds) if bounds is not None else None,
+                bands=bands,
+                options=options,
+                progress=progress,
+            )
         feedback.pushInfo(
             f"{result.pixels_classified} pixels classified in {result.seconds:.1f} s "
             f"({result.tiles_run} tiles run, {result.tiles_skipped} without data) on "

@@ -1,6 +1,9 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """``landcover:classify`` in QGIS: parameters, outputs, styling, extents in other CRSs,
-the provider (block API) path, bad input, and ``qgis_process``."""
+online layers (XYZ) through their provider, bad input, and ``qgis_process``.
+
+The image sources themselves (GDAL's, a layer's provider) are tested in
+``tests/core/inference/test_gdal_source.py`` and ``tests/qgis_glue/test_image_source.py``."""
 
 from __future__ import annotations
 
@@ -23,23 +26,13 @@ from qgis.core import (
     QgsRectangle,
 )
 
-from qgis_landcover.algorithms.classify import (
-    ClassifiedStyler,
-    ClassifyAlgorithm,
-    classify_with_provider,
-)
-from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.inference.classified_output import OutputPaths
-from qgis_landcover.core.inference.classify import ClassifyOptions
-from qgis_landcover.core.inference.session import clear_session_cache, load_session
-from qgis_landcover.core.progress import NullProgress
-from qgis_landcover.core.raster.grid import Grid
+from qgis_landcover.algorithms.classify import ClassifyAlgorithm
+from qgis_landcover.core.inference.session import clear_session_cache
 from qgis_landcover.core.raster.reading import raster_grid
 from qgis_landcover.qgis_glue.parameters import enum_string
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
-from ..rasters import write_with_alpha
 
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 WEIGHTS = np.array(
@@ -217,41 +210,6 @@ def test_output_opens_styled_with_class_names(
         assert labels == {k + 1: f"class {k + 1}" for k in range(4)}
     finally:
         project.removeMapLayers([lay.id() for lay in added])
-
-
-def test_styler_applies_the_qml(tmp_path: Path, naip: Path, model: Path) -> None:
-    from qgis_landcover.core.inference.classify import classify
-
-    classify(naip, tmp_path / "out.tif", model)
-    layer = QgsRasterLayer(str(tmp_path / "out.tif"), "out")
-    ClassifiedStyler.create(str(tmp_path / "out.qml")).postProcessLayer(
-        layer, QgsProcessingContext(), QgsProcessingFeedback()
-    )
-    assert layer.renderer().type() == "paletted"
-    assert layer.renderer().classes()[0].label == "class 1"
-
-
-def test_provider_block_path_equals_the_gdal_path(tmp_path: Path, naip: Path, model: Path) -> None:
-    from qgis_landcover.core.inference.classify import classify
-
-    layer = QgsRasterLayer(str(naip), "naip")
-    assert layer.isValid()
-    session = load_session(model, "cpu")
-    classify(naip, tmp_path / "gdal.tif", session)
-    result = classify_with_provider(
-        layer,
-        session,
-        OutputPaths(tmp_path / "provider.tif"),
-        bounds=None,
-        bands=None,
-        options=ClassifyOptions(),
-        progress=NullProgress(),
-    )
-    assert result.pixels_classified == 260 * 200
-    np.testing.assert_array_equal(read(tmp_path / "provider.tif"), read(tmp_path / "gdal.tif"))
-    assert raster_grid(gdal.Open(str(tmp_path / "provider.tif"))) == Grid(
-        result.grid.crs_wkt, raster_grid(gdal.Open(str(naip))).geotransform, 260, 200
-    )
 
 
 @pytest.mark.parametrize(
@@ -685,52 +643,3 @@ def test_input_range_rescales_a_layer_the_model_would_misread(
     )
     expected, sure = expected_classes(read(naip))
     np.testing.assert_array_equal(read(results["OUTPUT"])[sure], expected[sure])
-
-
-def test_provider_path_checks_values_and_honours_alpha(
-    tmp_path: Path, naip: Path, model: Path
-) -> None:
-    # The same checks on the provider (block API) road as on GDAL's.
-    session = load_session(model, "cpu")
-    layer = QgsRasterLayer(str(reflectance_copy(tmp_path, naip)), "reflectance")
-    with pytest.raises(InputError, match="far too small"):
-        classify_with_provider(
-            layer,
-            session,
-            OutputPaths(tmp_path / "refused.tif"),
-            bounds=None,
-            bands=None,
-            options=ClassifyOptions(),
-            progress=NullProgress(),
-        )
-    assert not (tmp_path / "refused.tif").exists()
-    classify_with_provider(
-        layer,
-        session,
-        OutputPaths(tmp_path / "rescaled.tif"),
-        bounds=None,
-        bands=None,
-        options=ClassifyOptions(input_range=(0.0, 1.0)),
-        progress=NullProgress(),
-    )
-    expected, sure = expected_classes(read(naip))
-    np.testing.assert_array_equal(read(tmp_path / "rescaled.tif")[sure], expected[sure])
-    # Red, green, blue, nir, alpha: transparent pixels are nodata.
-    image = read(naip)
-    alpha = np.full(image.shape[1:], 255, dtype=np.uint8)
-    alpha[50:120, 100:] = 0
-    rgbna = write_with_alpha(tmp_path / "rgbna.tif", image, alpha, like=naip)
-    result = classify_with_provider(
-        QgsRasterLayer(str(rgbna), "rgbna"),
-        session,
-        OutputPaths(tmp_path / "alpha.tif"),
-        bounds=None,
-        bands=None,
-        options=ClassifyOptions(),
-        progress=NullProgress(),
-    )
-    got = read(tmp_path / "alpha.tif")
-    np.testing.assert_array_equal(got == 0, alpha == 0)
-    assert result.pixels_classified == int((alpha > 0).sum())
-    check = sure & (alpha > 0)
-    np.testing.assert_array_equal(got[check], expected[check])

@@ -16,8 +16,11 @@ from model_training.config import load_config
 from model_training.export import ExportError, build_model, export_onnx
 from model_training.release.contract import trained_contract
 from model_training.unet import UNet, count_parameters
-from qgis_landcover.core.inference.classify import ClassifyOptions, classify
+from qgis_landcover.core.inference.classified_output import OutputPaths
+from qgis_landcover.core.inference.classify import classify
+from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.normalization import Normalizer
+from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.models.contract import ModelContract, read_contract
 from qgis_landcover.core.raster.reading import open_raster, read_window
@@ -231,7 +234,11 @@ def test_plugin_classifier_runs_the_exported_model(tmp_path: Path) -> None:
     export_onnx(model, path, contract, real_sample(contract, 32))
     output = tmp_path / "classes.tif"
     result = classify(
-        MOSAIC_IMAGE, output, path, bands=[1, 2, 3, 4], options=ClassifyOptions(device="cpu")
+        GdalImageSource(MOSAIC_IMAGE),
+        path,
+        OutputPaths(output),
+        bands=[1, 2, 3, 4],
+        options=ClassifyOptions(device="cpu"),
     )
     assert result.pixels_classified == 1024 * 512
     classes = read_window(open_raster(output), result.grid.full_window, 1)

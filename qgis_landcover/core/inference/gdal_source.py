@@ -1,62 +1,69 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Readers that deliver model-ready pixels on the model grid, with their validity.
+"""Imagery GDAL reads (GeoTIFF, VRT mosaic, COG, ...) as an
+:class:`~.image_source.ImageSource`.
 
-The classify pipeline reads through the :class:`ImageReader` protocol: GDAL-readable
-layers through :class:`GdalReader` (the file itself, or a warped VRT of it on the
-model grid), other QGIS layers (WMS / XYZ) through an adapter in the algorithm layer.
-A pixel is valid unless it is nodata in any model band, transparent (0 in an alpha
-band, whichever band that is) or masked (0 in a GDAL mask band of a model band or of
-the dataset), not finite, or 0 in every model band.
+The raster is read read-only through windows: the file itself when its pixels already
+have the model's size, else a bilinear warped VRT of it on the model grid (nothing is
+resampled ahead of time). Besides nodata values, alpha bands (whichever band they are)
+and GDAL mask bands (``.msk`` files, internal masks) mark pixels without data.
 """
 
 from __future__ import annotations
 
+import os
 from collections.abc import Sequence
-from typing import Protocol
 
 import numpy as np
 from osgeo import gdal, gdal_array
 
 from ..errors import InputError
 from ..raster.grid import Grid, Window
-from ..raster.reading import band_nodata, raster_grid, read_window
+from ..raster.reading import band_nodata, open_raster, raster_grid, read_window, warp_to_grid
 from .band_mapping import BandInfo
-from .tile_plan import reflect_pad
+from .image_source import Extent, validity
+from .model_grid import ModelGrid
 
 gdal.UseExceptions()
 
 
-class ImageReader(Protocol):
-    """A source of the model's bands on the model grid.
+class GdalImageSource:
+    """An :class:`~.image_source.ImageSource` over a raster GDAL reads.
 
-    ``read`` is only called with windows inside ``grid``; it returns the raw values of
-    the model's bands in the model's order, float32 (bands, rows, cols), and the
-    validity of each pixel, bool (rows, cols).
-
-    Readers may also have ``data_type`` (numpy name of the layer's data type, for the
-    input check of :mod:`.model_input`) and ``release()`` (drop cached blocks).
+    Args:
+        source: a path or GDAL connection string (opened read-only), or an open
+            dataset; never modified.
     """
 
+    thread_safe = True
+    """GDAL datasets may be read from any one thread at a time: the pipeline reads
+    ahead in a thread of its own."""
+
+    def __init__(self, source: str | os.PathLike[str] | gdal.Dataset) -> None:
+        self.dataset = source if isinstance(source, gdal.Dataset) else open_raster(source)
+
     @property
-    def grid(self) -> Grid: ...
+    def data_source(self) -> str:
+        return str(self.dataset.GetDescription())
 
-    def read(self, window: Window) -> tuple[np.ndarray, np.ndarray]: ...
+    def bands(self) -> list[BandInfo]:
+        return describe_gdal_bands(self.dataset)
 
+    def grid(self, resolution_m: float, extent: Extent | None) -> Grid:
+        """The raster's own pixel grid (whatever the resolution and extent)."""
+        return raster_grid(self.dataset)
 
-def validity(raw: np.ndarray, nodata: Sequence[float | None]) -> np.ndarray:
-    """Validity (rows, cols) of raw (bands, rows, cols) values: not 0 in every band,
-    not any band's nodata value, finite."""
-    valid = np.any(raw != 0, axis=0)
-    for band, value in enumerate(nodata):
-        if value is not None:
-            valid &= raw[band] != np.float32(value)
-    if raw.dtype.kind == "f":
-        valid &= np.all(np.isfinite(raw), axis=0)
-    return valid
+    def reader(self, layout: ModelGrid, bands: Sequence[int]) -> GdalReader:
+        """A reader of the raster itself, or of a bilinear warped VRT of it on
+        ``layout.read_grid`` when it is resampled."""
+        if not layout.resampled:
+            return GdalReader(self.dataset, bands)
+        warped = warp_to_grid(self.dataset, layout.read_grid, "bilinear")
+        return GdalReader(warped, bands, [self.dataset])
 
 
 class GdalReader:
-    """:class:`ImageReader` over a GDAL dataset (the layer itself or a warped VRT).
+    """:class:`~.image_source.ImageReader` over a GDAL dataset (the layer itself or a
+    warped VRT of it).
 
     Args:
         dataset: the raster on the model grid.
@@ -134,22 +141,6 @@ def mask_bands(dataset: gdal.Dataset, bands: Sequence[int]) -> list[gdal.Band]:
             per_dataset = True
         masks.append(band.GetMaskBand())
     return masks
-
-
-def read_padded(reader: ImageReader, window: Window) -> tuple[np.ndarray, np.ndarray]:
-    """Read ``window``, which may reach past ``reader.grid``: the part inside is read,
-    the rest filled by reflection. Returns raw (bands, rows, cols) float32 and validity
-    (rows, cols) bool."""
-    grid = reader.grid
-    col0, row0 = max(window.col_off, 0), max(window.row_off, 0)
-    col1 = min(window.col_off + window.width, grid.width)
-    row1 = min(window.row_off + window.height, grid.height)
-    if col1 <= col0 or row1 <= row0:
-        raise ValueError(f"window {window} lies outside the readable grid")
-    raw, valid = reader.read(Window(col0, row0, col1 - col0, row1 - row0))
-    before = (row0 - window.row_off, col0 - window.col_off)
-    after = (window.row_off + window.height - row1, window.col_off + window.width - col1)
-    return reflect_pad(raw, before, after), reflect_pad(valid, before, after)
 
 
 def describe_gdal_bands(dataset: gdal.Dataset) -> list[BandInfo]:

@@ -42,7 +42,7 @@ from ..errors import InputError
 from ..models.contract import InputExpectation, ModelContract
 from ..progress import NullProgress, Progress
 from ..raster.grid import Grid, Window
-from .image_reader import ImageReader, read_padded
+from .image_source import ImageReader, read_padded
 
 FILL_DISTANCE = 128
 """Pixels farther than this (in their row and column) from a valid pixel take the

@@ -13,7 +13,9 @@ from osgeo import gdal, ogr, osr
 
 from qgis_landcover.core.errors import InputError, OverwriteError
 from qgis_landcover.core.files.inputs import Input, Output, check_outputs, files_read, local_file
+from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
+from qgis_landcover.core.inference.gdal_source import GdalImageSource
 
 from ...conftest import DATA
 from ...onnx_models import contract_for, pointwise_model
@@ -241,9 +243,13 @@ def test_classify_refuses_a_vrt_source_as_output(tmp_path: Path) -> None:
         (data / "mosaic.vrt.aux.xml", "the metadata / statistics file of"),
     ):
         with pytest.raises(InputError, match=match):
-            classify(data / "mosaic.vrt", output, model)
+            classify(GdalImageSource(data / "mosaic.vrt"), model, OutputPaths(output))
     with pytest.raises(InputError, match=r"probabilities output would overwrite .*naip\.tif"):
-        classify(data / "mosaic.vrt", tmp_path / "ok.tif", model, probabilities=data / "naip.tif")
+        classify(
+            GdalImageSource(data / "mosaic.vrt"),
+            model,
+            OutputPaths(tmp_path / "ok.tif", probabilities=data / "naip.tif"),
+        )
     assert snapshot(data) == before
-    classify(data / "mosaic.vrt", tmp_path / "ok.tif", model)
+    classify(GdalImageSource(data / "mosaic.vrt"), model, OutputPaths(tmp_path / "ok.tif"))
     assert snapshot(data) == before  # reading the VRT wrote nothing beside it either

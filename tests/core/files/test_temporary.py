@@ -30,7 +30,11 @@ import signal, sys, time
 # A shell without job control starts background jobs with SIGINT ignored, and a child
 # inherits that: take Ctrl+C back as an interactive Python has it.
 signal.signal(signal.SIGINT, signal.default_int_handler)
+from pathlib import Path
+from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
+from qgis_landcover.core.inference.gdal_source import GdalImageSource
+from qgis_landcover.core.models.resolve import resolve_model
 from qgis_landcover.core.progress import NullProgress
 
 class PauseAtFirstProgress(NullProgress):
@@ -39,7 +43,12 @@ class PauseAtFirstProgress(NullProgress):
         while True:
             time.sleep(0.05)
 
-classify(sys.argv[1], sys.argv[2], confidence=sys.argv[3], progress=PauseAtFirstProgress())
+classify(
+    GdalImageSource(sys.argv[1]),
+    resolve_model(""),
+    OutputPaths(Path(sys.argv[2]), confidence=Path(sys.argv[3])),
+    progress=PauseAtFirstProgress(),
+)
 """
 
 

@@ -15,8 +15,11 @@ import pytest
 from osgeo import gdal
 
 from qgis_landcover.core.errors import InputError
-from qgis_landcover.core.inference.classify import ClassifyOptions, classify
+from qgis_landcover.core.inference.classified_output import OutputPaths
+from qgis_landcover.core.inference.classify import classify
+from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.model_input import FILL_CONTEXT, mirror_fill, neutral_values
+from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.session import clear_session_cache
 from qgis_landcover.core.progress import NullProgress
 
@@ -75,9 +78,14 @@ def test_reflectance_layer_is_refused_or_rescaled(tmp_path: Path, naip: Path, mo
     )
     out = tmp_path / "out.tif"
     with pytest.raises(InputError, match=r"far too small.*float32.*0-255.*INPUT_RANGE=0,1"):
-        classify(reflectance, out, model)
+        classify(GdalImageSource(reflectance), model, OutputPaths(out))
     assert not out.exists()
-    classify(reflectance, out, model, options=ClassifyOptions(input_range=(0.0, 1.0)))
+    classify(
+        GdalImageSource(reflectance),
+        model,
+        OutputPaths(out),
+        options=ClassifyOptions(input_range=(0.0, 1.0)),
+    )
     expected, sure = closed_form(read(naip))
     assert sure.mean() > 0.99
     np.testing.assert_array_equal(read(out)[sure], expected[sure])
@@ -91,9 +99,14 @@ def test_16_bit_layer_is_refused_or_rescaled(tmp_path: Path, naip: Path, model: 
     )
     out = tmp_path / "out.tif"
     with pytest.raises(InputError, match=r"do not fit.*outside 0-255.*uint16.*INPUT_RANGE=0,10000"):
-        classify(sixteen, out, model)
+        classify(GdalImageSource(sixteen), model, OutputPaths(out))
     assert not out.exists()
-    classify(sixteen, out, model, options=ClassifyOptions(input_range=(0.0, 10000.0)))
+    classify(
+        GdalImageSource(sixteen),
+        model,
+        OutputPaths(out),
+        options=ClassifyOptions(input_range=(0.0, 10000.0)),
+    )
     # Rounded to integers at 10000/255 per step: up to 0.013 off on the 8-bit scale.
     expected, sure = closed_form(read(naip), gap=1e-3)
     assert sure.mean() > 0.98
@@ -106,7 +119,7 @@ def test_8_bit_values_in_another_data_type_are_used_as_they_are(
     as_float = tmp_path / "float.tif"
     gdal.Translate(str(as_float), str(naip), outputType=gdal.GDT_Float32)
     progress = NullProgress()
-    classify(as_float, tmp_path / "out.tif", model, progress=progress)
+    classify(GdalImageSource(as_float), model, OutputPaths(tmp_path / "out.tif"), progress=progress)
     expected, sure = closed_form(read(naip))
     np.testing.assert_array_equal(read(tmp_path / "out.tif")[sure], expected[sure])
     assert any("data type is float32, the model's uint8" in m for m in progress.messages)
@@ -125,7 +138,7 @@ def test_alpha_band_in_any_position_and_masks_are_nodata(
     alpha[:, 180:] = 0
     alpha[20:60, 30:90] = 0
     rgbna = write_with_alpha(tmp_path / "rgbna.tif", image, alpha, like=naip)
-    result = classify(rgbna, tmp_path / "alpha.tif", model)
+    result = classify(GdalImageSource(rgbna), model, OutputPaths(tmp_path / "alpha.tif"))
     got = read(tmp_path / "alpha.tif")
     np.testing.assert_array_equal(got == 0, alpha == 0)
     assert result.pixels_classified == int((alpha > 0).sum())
@@ -138,7 +151,7 @@ def test_alpha_band_in_any_position_and_masks_are_nodata(
     dataset.CreateMaskBand(gdal.GMF_PER_DATASET)
     dataset.GetRasterBand(1).GetMaskBand().WriteArray(alpha)
     dataset = None
-    classify(masked, tmp_path / "mask.tif", model)
+    classify(GdalImageSource(masked), model, OutputPaths(tmp_path / "mask.tif"))
     np.testing.assert_array_equal(read(tmp_path / "mask.tif") == 0, alpha == 0)
 
 
@@ -154,11 +167,9 @@ def test_nodata_stays_nodata_in_probabilities_and_confidence(
     dataset.WriteArray(np.where(invalid, 0, image))
     dataset = None
     classify(
-        data,
-        tmp_path / "c.tif",
+        GdalImageSource(data),
         model,
-        probabilities=tmp_path / "p.tif",
-        confidence=tmp_path / "conf.tif",
+        OutputPaths(tmp_path / "c.tif", tmp_path / "p.tif", tmp_path / "conf.tif"),
     )
     np.testing.assert_array_equal(read(tmp_path / "c.tif") == 0, invalid)
     probabilities = read(tmp_path / "p.tif")
@@ -198,7 +209,7 @@ def test_tiles_around_nodata_equal_one_piece_inference(tmp_path: Path, naip: Pat
     for stripe_width in (256, 4096):
         out = tmp_path / f"tiled{stripe_width}.tif"
         options = ClassifyOptions(tile_size=40, stripe_width=stripe_width, batch_size=3)
-        result = classify(data, out, path, options=options)
+        result = classify(GdalImageSource(data), path, OutputPaths(out), options=options)
         assert result.tiles_run > 30
         got = read(out)
         np.testing.assert_array_equal(got == 0, invalid)
@@ -224,7 +235,7 @@ def default_model() -> Path:
 def mosaic_classes(default_model: Path, tmp_path_factory: pytest.TempPathFactory) -> np.ndarray:
     """The 2018 model's classes on the whole shipped mosaic (no nodata): the reference."""
     out = tmp_path_factory.mktemp("reference") / "classes.tif"
-    classify(MOSAIC, out, default_model)
+    classify(GdalImageSource(MOSAIC), default_model, OutputPaths(out))
     return read(out)
 
 
@@ -250,7 +261,7 @@ def test_half_of_the_mosaic_nodata_keeps_the_other_halfs_classes(
     dataset = gdal.Translate(str(data), str(MOSAIC), noData=0)
     dataset.WriteArray(np.where(invalid, 0, image))
     dataset = None
-    classify(data, tmp_path / "out.tif", default_model)
+    classify(GdalImageSource(data), default_model, OutputPaths(tmp_path / "out.tif"))
     got = read(tmp_path / "out.tif")
     np.testing.assert_array_equal(got == 0, invalid)
     far = distance_to(invalid) >= 16
@@ -267,7 +278,7 @@ def test_mosaic_warped_to_geographic_gets_no_water_rim(tmp_path: Path, default_m
     # classified, it gained a 14 px rim of water along them.
     warped = tmp_path / "wgs84.tif"
     gdal.Warp(str(warped), str(MOSAIC), dstSRS="EPSG:4326")
-    result = classify(warped, tmp_path / "out.tif", default_model)
+    result = classify(GdalImageSource(warped), default_model, OutputPaths(tmp_path / "out.tif"))
     assert result.grid.crs_wkt and "4326" in gdal.Open(str(warped)).GetProjection()
     got = read(tmp_path / "out.tif")
     valid = got != 0

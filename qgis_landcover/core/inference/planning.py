@@ -1,0 +1,294 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""How a classification is sized: the tile size, the overlap, the batch size, and the
+memory they need.
+
+- tile: the model's own (metadata ``tile_size``), or the one asked for if the graph
+  accepts it; for models with a free input size capped to what the extent needs;
+- overlap: the one asked for, else the model's ``tiles_overlap``, at most
+  :data:`~.tile_plan.MAX_OVERLAP_PERCENT`;
+- batch: 4 tiles per model call on the CPU, 16 on a GPU (or the graph's fixed batch),
+  within a memory limit (by default half of the machine's memory): the pipeline's
+  arrays and the model's working memory are estimated term by term
+  (:func:`pipeline_memory_bytes`); an automatic batch is lowered to fit, a batch or
+  tile asked for that does not fit is refused naming one that does.
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import sys
+from collections.abc import Sequence
+from typing import TYPE_CHECKING
+
+from ..errors import InputError
+from ..progress import Progress
+from ..raster.grid import Window
+from ..units import format_bytes
+from .session import CPU, ModelSession
+from .tile_plan import MAX_OVERLAP_PERCENT, Stripe, TilePlan
+
+if TYPE_CHECKING:
+    from .pipeline import ClassifyOptions
+
+CPU_BATCH_SIZE = 4
+GPU_BATCH_SIZE = 16
+QUEUE_DEPTH = 2
+"""Batches waiting between two stages of the pipeline (read -> model -> write)."""
+MEMORY_FRACTION = 0.5
+"""Share of the machine's physical memory the pipeline's arrays may use by default."""
+UNKNOWN_MEMORY_LIMIT = 8 * 2**30
+"""Memory limit, bytes, where the machine's physical memory cannot be read."""
+MODEL_WORKSPACE_FACTOR = 66
+"""ONNX Runtime's working memory on the CPU (the network's activations) per byte of a
+batch's input. Measured with the shipped 2018 U-Net: peak growth of the process 66-74
+times the input's bytes for batches of 1-16 tiles of 256-1024 px. Other networks
+differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
+MAX_TILE_ALIGN = 256
+"""A tile capped to the extent keeps the power-of-two factor of the requested size,
+up to this (networks that halve the tile k times need multiples of 2**k)."""
+
+
+def checked_tile_size(session: ModelSession, requested: int | None) -> int:
+    """The tile size to use: the model's, or ``requested`` if the model accepts it."""
+    contract = session.contract
+    if not requested:
+        return contract.tile_size
+    if session.fixed_tile is not None and requested != session.fixed_tile:
+        raise InputError(
+            f"The model {session.path.name} only accepts tiles of {session.fixed_tile} pixels; "
+            f"a tile size of {requested} cannot be used."
+        )
+    if requested <= 2 * contract.output_margin:
+        raise InputError(
+            f"A tile size of {requested} is too small: the model crops "
+            f"{contract.output_margin} pixels from each side."
+        )
+    return requested
+
+
+def effective_batch_size(session: ModelSession, requested: int) -> int:
+    """Tiles per model call: the graph's fixed batch, else ``requested``, else 4 on the
+    CPU and 16 on a GPU."""
+    if session.fixed_batch is not None:
+        return session.fixed_batch
+    if requested > 0:
+        return requested
+    return CPU_BATCH_SIZE if session.provider == CPU else GPU_BATCH_SIZE
+
+
+def tile_size_for_window(
+    session: ModelSession, requested: int | None, window: Window, progress: Progress
+) -> int:
+    """The tile size for classifying ``window``: :func:`checked_tile_size`, capped for
+    models with a free input size to the smallest tile whose output covers the whole
+    window (a larger one would only add reflected padding, and memory).
+
+    The capped tile stays a multiple of the largest power of two dividing the requested
+    one (at most :data:`MAX_TILE_ALIGN`), so networks that halve it keep working.
+    """
+    tile = checked_tile_size(session, requested)
+    if session.fixed_tile is not None:
+        return tile
+    align = min(tile & -tile, MAX_TILE_ALIGN)  # largest power of two dividing tile
+    needed = max(window.width, window.height) + 2 * session.contract.output_margin
+    capped = -(-needed // align) * align
+    if capped >= tile:
+        return tile
+    progress.info(
+        f"Tiles of {tile} px are larger than the {window.width} x {window.height} px extent "
+        f"needs (with the model's margin of {session.contract.output_margin} px per side): "
+        f"tiles of {capped} px are used."
+    )
+    return capped
+
+
+def planned_overlap(session: ModelSession, requested: float | None, progress: Progress) -> float:
+    """The overlap between output tiles, percent: ``requested`` (checked by
+    :func:`~.tile_plan.plan_tiles`), else the model's metadata ``tiles_overlap``, used at
+    :data:`~.tile_plan.MAX_OVERLAP_PERCENT` when it is larger."""
+    if requested is not None:
+        return requested
+    overlap = session.contract.tiles_overlap_percent
+    if overlap > MAX_OVERLAP_PERCENT:
+        progress.info(
+            f"The model's tile overlap of {overlap:g} % (metadata 'tiles_overlap') is above "
+            f"{MAX_OVERLAP_PERCENT:g} %: {MAX_OVERLAP_PERCENT:g} % is used."
+        )
+        return MAX_OVERLAP_PERCENT
+    return overlap
+
+
+def pipeline_memory_bytes(
+    *,
+    tile_size: int,
+    margin: int,
+    bands: int,
+    classes: int,
+    batch_size: int,
+    stripe_width: int,
+    workspace_factor: float = MODEL_WORKSPACE_FACTOR,
+) -> int:
+    """Bytes of memory the pipeline needs at once, estimated: its own arrays, at most,
+    plus the model's working memory as ``workspace_factor`` times the bytes of one
+    batch's inputs (0 on a GPU, where that memory is the GPU's).
+
+    All float32 unless noted, ``out = tile_size - 2 * margin``, ``span = stripe_width +
+    2 * out`` (tiles reach past a stripe's core on both sides):
+
+    - inputs (batch, bands, tile, tile) and scores (batch, classes, out, out), each
+      ``QUEUE_DEPTH + 2`` times: one batch being filled / blended, ``QUEUE_DEPTH`` queued,
+      one in the model call;
+    - an input strip (bands, tile, span + 2 margin) and its validity (bool), twice:
+      as read and reflect-padded;
+    - the blender's sums (classes, out, span), weights (out, span), validity (bool);
+    - one tile's weights (out, out) and weighted scores (classes, out, out);
+    - finished rows (classes, out, stripe_width) and their probabilities (same), their
+      argmax and class values (int64, out x stripe_width each), and the uint8 planes
+      (classes + 2) the writer holds until they fill a row of 256-pixel GeoTIFF blocks.
+    """
+    out = tile_size - 2 * margin
+    span = stripe_width + 2 * out
+    strip = tile_size * (span + 2 * margin)
+    inputs = batch_size * 4 * bands * tile_size**2
+    batches = (QUEUE_DEPTH + 2) * (inputs + batch_size * 4 * classes * out**2)
+    workspace = int(workspace_factor * inputs)
+    reading = 2 * (4 * bands * strip + strip)
+    blending = 4 * classes * out * span + 4 * out * span + out * span
+    per_tile = 4 * out**2 + 4 * classes * out**2
+    finished = 2 * 4 * classes * out * stripe_width + 2 * 8 * out * stripe_width
+    finished += (classes + 2) * (256 + out) * stripe_width
+    return batches + workspace + reading + blending + per_tile + finished
+
+
+def physical_memory_bytes() -> int | None:
+    """The machine's physical memory in bytes, or ``None`` when it cannot be read."""
+    try:
+        return int(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES"))
+    except (AttributeError, ValueError, OSError):
+        pass
+    if sys.platform == "win32":
+
+        class MemoryStatus(ctypes.Structure):
+            _fields_ = [
+                ("dwLength", ctypes.c_ulong),
+                ("dwMemoryLoad", ctypes.c_ulong),
+                ("ullTotalPhys", ctypes.c_ulonglong),
+                ("ullAvailPhys", ctypes.c_ulonglong),
+                ("ullTotalPageFile", ctypes.c_ulonglong),
+                ("ullAvailPageFile", ctypes.c_ulonglong),
+                ("ullTotalVirtual", ctypes.c_ulonglong),
+                ("ullAvailVirtual", ctypes.c_ulonglong),
+                ("ullAvailExtendedVirtual", ctypes.c_ulonglong),
+            ]
+
+        status = MemoryStatus()
+        status.dwLength = ctypes.sizeof(MemoryStatus)
+        if ctypes.windll.kernel32.GlobalMemoryStatusEx(ctypes.byref(status)):  # type: ignore[attr-defined]
+            return int(status.ullTotalPhys)
+    return None
+
+
+def memory_limit(options: ClassifyOptions) -> tuple[int, str]:
+    """The memory limit in bytes and how it was set, for messages."""
+    if options.memory_limit_bytes is not None:
+        return options.memory_limit_bytes, "the memory limit given"
+    physical = physical_memory_bytes()
+    if physical is None:
+        return UNKNOWN_MEMORY_LIMIT, "the default, as this machine's memory is unknown"
+    return (
+        int(physical * MEMORY_FRACTION),
+        f"{MEMORY_FRACTION:.0%} of this machine's {format_bytes(physical)}",
+    )
+
+
+def fitted_batch_size(
+    session: ModelSession,
+    options: ClassifyOptions,
+    plan: TilePlan,
+    stripes: Sequence[Stripe],
+    total_tiles: int,
+    progress: Progress,
+) -> int:
+    """Tiles per model call, within the memory limit (:func:`memory_limit`).
+
+    The batch is :func:`effective_batch_size`, at most ``total_tiles`` (more would only
+    hold empty slots) unless the graph fixes it. When the batch does not fit: an
+    automatic one is lowered (with an info line); a batch the caller or the graph set is
+    refused with the largest that fits; a tile too large for even one is refused with
+    the largest tile size that fits.
+
+    Raises:
+        InputError: naming the memory needed, the limit and what to set instead.
+    """
+    contract = session.contract
+    batch = effective_batch_size(session, options.batch_size)
+    if session.fixed_batch is None:
+        batch = min(batch, total_tiles)
+    limit, why = memory_limit(options)
+    stripe_width = max(s.width for s in stripes)
+
+    def need(batch_size: int, tile_size: int = plan.tile_size) -> int:
+        return pipeline_memory_bytes(
+            tile_size=tile_size,
+            margin=plan.margin,
+            bands=contract.num_bands,
+            classes=contract.num_classes,
+            batch_size=batch_size,
+            stripe_width=stripe_width,
+            workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
+        )
+
+    needed = need(batch)
+    if needed <= limit:
+        return batch
+    per_tile = need(1) - need(0)
+    fits = max(0, (limit - need(0)) // per_tile)
+    size = f"{batch} tile{'s' if batch != 1 else ''} of {plan.tile_size} px"
+    over = (
+        f"need about {format_bytes(needed)} of memory, more than the limit of "
+        f"{format_bytes(limit)} ({why})"
+    )
+    if fits >= 1:
+        if options.batch_size == 0 and session.fixed_batch is None:
+            progress.info(f"Batches of {size} would {over}: batches of {fits} are used.")
+            return int(fits)
+        if session.fixed_batch is None:
+            raise InputError(
+                f"Batches of {size} {over}: set the batch size (BATCH_SIZE) to {fits} or "
+                "less, or to 0 to choose it automatically."
+            )
+    if session.fixed_batch is not None:
+        raise InputError(
+            f"The model {session.path.name} runs batches of {size} (fixed in its graph), which "
+            f"{over}; it cannot run on this machine"
+            + (" with this tile size." if session.fixed_tile is None else ".")
+        )
+    if session.fixed_tile is not None:
+        raise InputError(
+            f"The model {session.path.name} only takes tiles of {plan.tile_size} px; one "
+            f"needs about {format_bytes(need(1))} of memory, more than the limit of "
+            f"{format_bytes(limit)} ({why}): it cannot run on this machine."
+        )
+    # The largest tile (a multiple of 32 with some output) one of which fits.
+    low, high = (2 * plan.margin) // 32 + 1, plan.tile_size // 32
+    while low <= high:
+        middle = (low + high) // 2
+        if need(1, 32 * middle) <= limit:
+            low = middle + 1
+        else:
+            high = middle - 1
+    origin = (
+        ""
+        if options.tile_size
+        else f" (the model's tile size, metadata 'tile_size', is {contract.tile_size} px)"
+    )
+    advice = (
+        f"set the tile size (TILE_SIZE) to {32 * high} px or less"
+        if high * 32 > 2 * plan.margin
+        else "this machine has too little memory for this model"
+    )
+    raise InputError(
+        f"One tile of {plan.tile_size} px needs about {format_bytes(need(1))} of memory, "
+        f"more than the limit of {format_bytes(limit)} ({why}){origin}: {advice}."
+    )
