@@ -31,14 +31,9 @@ from qgis_landcover.qgis_glue.image_source import (
 )
 from qgis_landcover.qgis_glue.raster_inputs import RasterInput
 
-from ..conftest import DATA
-from ..onnx_models import contract_for, pointwise_model, pointwise_reference
+from ..algorithms.test_classify import MOSAIC, WEIGHTS, expected_classes, read
+from ..onnx_models import contract_for, pointwise_model
 from ..rasters import write_with_alpha
-
-MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
-WEIGHTS = np.array(
-    [[1.0, -0.5, 0.0, 0.2], [-0.3, 1.0, -0.2, 0.1], [0.0, -0.4, 1.0, -0.1], [0.1, 0.0, -0.6, 0.5]]
-)
 
 
 @pytest.fixture(autouse=True)
@@ -58,17 +53,6 @@ def model(tmp_path: Path) -> Path:
     return pointwise_model(
         tmp_path / "model.onnx", WEIGHTS, contract=contract_for(4, input_scale=1 / 255)
     )
-
-
-def read(path: Path) -> np.ndarray:
-    return gdal.Open(str(path)).ReadAsArray()
-
-
-def expected_classes(image: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Closed-form classes of the pointwise model and the pixels float noise cannot flip."""
-    scores = pointwise_reference(image.astype(np.float64) / 255, WEIGHTS)
-    top2 = np.sort(scores, axis=0)[-2:]
-    return scores.argmax(axis=0) + 1, (top2[1] - top2[0]) > 1e-4
 
 
 def layer(path: Path) -> QgsRasterLayer:
