@@ -1,6 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Running a model over imagery: mapping the image's bands to the model's, planning the
-grid the model runs on, reading and normalising its input, tiling with blended
-overlaps, the ONNX Runtime session, the classified outputs, and the classify pipeline
-that ties them together.
+"""Running a model over imagery: one :func:`~.classify.classify` for any image source
+(``image_source.py``; GDAL rasters in ``gdal_source.py``), mapping the image's bands to
+the model's (``band_mapping.py``), planning the grid the model runs on
+(``model_grid.py``), sizing tiles, batches and memory (``planning.py``), reading and
+normalising its input (``model_input.py``, ``normalization.py``), tile plans
+(``tile_plan.py``) and blending (``blending.py``), the ONNX Runtime session
+(``session.py``), the threaded pipeline (``pipeline.py``) and the classified outputs
+(``classified_output.py``).
 """
