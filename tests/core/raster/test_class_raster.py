@@ -34,9 +34,16 @@ def wkt(epsg: int) -> str:
     return srs.ExportToWkt()
 
 
-def write(path: Path, bands: list[np.ndarray], data_type: int = gdal.GDT_Byte) -> gdal.Dataset:
-    height, width = bands[0].shape
-    dataset = gdal.GetDriverByName("GTiff").Create(str(path), width, height, len(bands), data_type)
+def write(
+    path: Path,
+    bands: list[np.ndarray],
+    data_type: int = gdal.GDT_Byte,
+    shape: tuple[int, int] = (2, 2),
+) -> gdal.Dataset:
+    """A GeoTIFF (EPSG:32617) holding ``bands``; with none, one empty band of ``shape``."""
+    height, width = bands[0].shape if bands else shape
+    count = len(bands) or 1
+    dataset = gdal.GetDriverByName("GTiff").Create(str(path), width, height, count, data_type)
     dataset.SetGeoTransform((500000.0, 1.0, 0.0, 4100000.0, 0.0, -1.0))
     dataset.SetProjection(wkt(32617))
     for index, array in enumerate(bands, start=1):
@@ -98,13 +105,15 @@ def test_nodata_values(tmp_path: Path) -> None:
 
 
 def test_category_names_and_colours(tmp_path: Path) -> None:
-    dataset = write(tmp_path / "named.tif", [np.array([[1, 2], [3, 3]], np.uint8)])
+    dataset = write(tmp_path / "named.tif", [])
     band = dataset.GetRasterBand(1)
     band.SetCategoryNames(["", "water", " tree canopy ", ""])
     table = gdal.ColorTable()
     table.SetColorEntry(1, (0, 0, 255, 255))
     table.SetColorEntry(2, (0, 128, 0, 255))
+    # Before any pixel: GDAL 3.10 refuses a palette once blocks are written.
     band.SetRasterColorTable(table)
+    band.WriteArray(np.array([[1, 2], [3, 3]], np.uint8))
     band = dataset = None  # closed: written to the file
     named = open_class_band(tmp_path / "named.tif", None, "map")
     assert named.category_names() == {1: "water", 2: "tree canopy"}
