@@ -35,6 +35,8 @@ CATALOGUE_FORMAT = "qgis-landcover-model-catalogue"
 CATALOGUE_VERSION = 1
 MODELS_DIR = Path(__file__).resolve().parents[2] / "models"
 BUILTIN_CATALOGUE = MODELS_DIR / "catalogue.json"
+#: The precisions a catalogue model (or variant) can have.
+PRECISIONS = ("fp32", "fp16", "int8")
 
 _NAME = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]*$")
 _MARKDOWN_LINK = re.compile(r"\[([^\]]*)\]\(([^)\s]+)\)")
@@ -60,6 +62,9 @@ class CatalogueEntry:
         licence: licence of the model weights.
         source: where the model comes from (page, paper or repository).
         catalogue: the catalogue file this entry was read from.
+        precision: the numbers the network computes with, one of :data:`PRECISIONS`.
+        variant_of: for a variant (same input, classes and tiling, another precision),
+            the name of the model it derives from; None for a model of its own.
     """
 
     name: str
@@ -75,6 +80,8 @@ class CatalogueEntry:
     licence: str = ""
     source: str = ""
     catalogue: Path | None = None
+    precision: str = "fp32"
+    variant_of: str | None = None
 
 
 @dataclass(frozen=True)
@@ -99,6 +106,16 @@ class Catalogue:
                 "Or give a path to an .onnx file or an https:// URL."
             )
         return self.entries[name]
+
+    def variants(self, name: str) -> dict[str, CatalogueEntry]:
+        """Precision -> entry for model ``name`` and its variants (``name`` itself
+        included, under its own precision)."""
+        base = self.entry(name)
+        found = {base.precision: base}
+        for entry in self.entries.values():
+            if entry.variant_of == base.name:
+                found.setdefault(entry.precision, entry)
+        return found
 
     def default_entry(self) -> CatalogueEntry:
         """The entry used when no model is given."""
@@ -170,6 +187,12 @@ def _catalogue_from_json(document: Any, path: Path) -> Catalogue:
         if entry.name in entries:
             raise InputError(f"The model catalogue {path} lists {entry.name!r} twice.")
         entries[entry.name] = entry
+    for entry in entries.values():
+        if entry.variant_of is not None and entry.variant_of not in entries:
+            raise InputError(
+                f"The model catalogue {path}: {entry.name!r} is a variant of "
+                f"{entry.variant_of!r}, which it does not list."
+            )
     default = document.get("default")
     if default is not None and default not in entries:
         raise InputError(
@@ -216,6 +239,9 @@ def _entry_from_json(item: Any, context: _EntryContext) -> CatalogueEntry:
     if resolution is not None and resolution <= 0:
         raise context.error("'resolution' must be > 0 (cm per pixel).")
     tile_size = _optional(item, "tile_size", int, context)
+    precision = _optional(item, "precision", str, context) or "fp32"
+    if precision not in PRECISIONS:
+        raise context.error(f"'precision' must be one of {', '.join(PRECISIONS)}.")
     return CatalogueEntry(
         name=name,
         description=_optional(item, "description", str, context) or "",
@@ -232,6 +258,8 @@ def _entry_from_json(item: Any, context: _EntryContext) -> CatalogueEntry:
         or "",
         source=_optional(item, "source", str, context) or "",
         catalogue=context.path,
+        precision=precision,
+        variant_of=_optional(item, "variant_of", str, context),
     )
 
 

@@ -241,7 +241,8 @@ def test_local_path_is_returned_and_checked(tmp_path: Path):
             "no-such-model",
             None,
             r"Unknown model 'no-such-model'\. Known catalogue models: "
-            r"azure-2018-unet, deepness-land-cover-segmentation, azure-2018-unet-finetuned\.",
+            r"azure-2018-unet, deepness-land-cover-segmentation, azure-2018-unet-finetuned, "
+            r"azure-2018-unet-int8\.",
         ),
         ("htps://example.com/m.onnx", None, r"unsupported model URL .*'htps://'"),
         ("https://", None, "Malformed URL"),

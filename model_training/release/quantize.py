@@ -1,0 +1,288 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""The int8 variant of a shipped fp32 model for CPUs, made with ONNX Runtime's own
+static quantisation (:func:`onnxruntime.quantization.quantize_static`).
+
+Settings (from the issue-13 measurements of QDQ / QOperator, per-tensor / per-channel,
+MinMax / Entropy / Percentile calibration and excluded first / last convolutions, on
+the shipped mosaic): QDQ format, per-channel int8 weights, uint8 activations, MinMax
+calibration, no node excluded. QDQ per-channel MinMax lost the least accuracy and ran
+fastest with ONNX Runtime's CPU provider; excluding the first and last convolutions
+did not help.
+
+Calibration imagery is shipped and is *not* the evaluation mosaic: the six NAIP clips
+of ``data/naip_clips`` (four states, 2011-2022) and the NAIP of
+``data/chesapeake_lowres_tile``, each centre-cropped / reflect-padded to 256 x 256 px
+and seen as itself, flipped vertically, flipped horizontally and transposed: 28 tiles,
+in sorted file order. The same inputs give the same bytes on one machine.
+
+Usage::
+
+    python -m model_training.release.quantize            # writes azure_2018_unet_int8.onnx + .md
+    python -m model_training.release.ship --catalogue-only
+
+The model card states the accuracy of both precisions on the whole shipped mosaic
+through the plugin (``landcover:classify`` + ``landcover:agreement``) and the model-only
+speed ratio measured side by side on this machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import dataclasses
+import sys
+import tempfile
+import time
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+from onnxruntime.quantization import (
+    CalibrationDataReader,
+    CalibrationMethod,
+    QuantFormat,
+    QuantType,
+    quantize_static,
+)
+from onnxruntime.quantization.shape_inference import quant_pre_process
+from osgeo import gdal
+
+from qgis_landcover.core.errors import InputError, LandcoverError
+from qgis_landcover.core.files.atomic import atomic_output
+from qgis_landcover.core.files.checksum import file_sha256
+from qgis_landcover.core.models.contract import ModelContract, read_contract
+from qgis_landcover.core.raster.grid import Window
+
+from ..onnx_metadata import write_metadata
+from .evaluate_models import LABELS, MOSAIC, ROOT, Evaluation, evaluate
+
+FP32_MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
+INT8_MODEL = FP32_MODEL.with_name("azure_2018_unet_int8.onnx")
+#: Shipped imagery used for calibration (never the evaluation mosaic).
+CALIBRATION_IMAGES = (
+    *sorted((ROOT / "data" / "naip_clips").glob("*.tif")),
+    ROOT / "data" / "chesapeake_lowres_tile" / "m_3907833_nw_17_1_naip-new.tif",
+)
+#: Calibration tile side, pixels.
+CALIBRATION_TILE = 256
+#: The whole shipped mosaic (1024 x 512 px).
+WHOLE_MOSAIC = Window(0, 0, 1024, 512)
+#: The largest loss of overall accuracy (vs fp32, on the shipped mosaic) the card
+#: promises for the int8 variant; ``PRECISION=auto`` uses it only within this bound.
+MAX_OVERALL_ACCURACY_LOSS = 0.005
+
+
+@dataclass(frozen=True)
+class Accuracy:
+    """Agreement of one classification with the mosaic's labels (fractions, 0-1)."""
+
+    overall_accuracy: float
+    kappa: float
+    mean_iou: float
+
+    @classmethod
+    def of(cls, evaluation: Evaluation) -> Accuracy:
+        """The headline numbers of a :func:`~.evaluate_models.evaluate` run."""
+        statistics = evaluation.report.statistics
+        return cls(statistics.overall_accuracy, statistics.kappa.value, statistics.mean_iou)
+
+
+def calibration_tiles(
+    images: Sequence[Path] = CALIBRATION_IMAGES, tile: int = CALIBRATION_TILE
+) -> list[np.ndarray]:
+    """Float32 (1, bands, tile, tile) tiles scaled by 1/256 (the model's ``input_scale``):
+    each image centre-cropped / reflect-padded to ``tile`` px, then itself, flipped
+    up-down, flipped left-right and transposed. Order: ``images`` as given."""
+    tiles = []
+    for path in images:
+        dataset = gdal.Open(str(path))
+        if dataset is None:
+            raise InputError(f"Cannot open the calibration image {path}.")
+        pixels = dataset.ReadAsArray().astype(np.float32)
+        for axis in (1, 2):
+            excess = pixels.shape[axis] - tile
+            if excess > 0:
+                pixels = np.take(pixels, range(excess // 2, excess // 2 + tile), axis=axis)
+        pad = [(0, 0), (0, tile - pixels.shape[1]), (0, tile - pixels.shape[2])]
+        pixels = np.pad(pixels, pad, mode="reflect")
+        for view in (pixels, pixels[:, ::-1], pixels[:, :, ::-1], pixels.transpose(0, 2, 1)):
+            tiles.append(np.ascontiguousarray(view[None] / 256.0, dtype=np.float32))
+    return tiles
+
+
+class _Tiles(CalibrationDataReader):
+    """The calibration tiles, in order, as ONNX Runtime's calibration reader."""
+
+    def __init__(self, input_name: str, tiles: Sequence[np.ndarray]) -> None:
+        self._feeds: Iterator[dict[str, np.ndarray]] = iter([{input_name: t} for t in tiles])
+
+    def get_next(self) -> dict[str, np.ndarray] | None:
+        return next(self._feeds, None)
+
+
+def quantize_int8(source: Path, destination: Path, tiles: Sequence[np.ndarray]) -> None:
+    """Write the static int8 (QDQ, per-channel, MinMax) quantisation of the fp32 ONNX
+    model ``source``, calibrated on ``tiles``, to ``destination`` (metadata as ONNX
+    Runtime leaves it: see :func:`int8_contract`)."""
+    input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
+    input_name = input_name.get_inputs()[0].name
+    with tempfile.TemporaryDirectory(prefix="landcover-quantize-") as folder:
+        prepared = Path(folder) / "prepared.onnx"
+        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quantize_static(
+            str(prepared),
+            str(destination),
+            _Tiles(input_name, tiles),
+            quant_format=QuantFormat.QDQ,
+            per_channel=True,
+            activation_type=QuantType.QUInt8,
+            weight_type=QuantType.QInt8,
+            calibrate_method=CalibrationMethod.MinMax,
+        )
+
+
+def int8_contract(
+    fp32: ModelContract, fp32_sha256: str, card: str, measured: dict[str, Accuracy]
+) -> ModelContract:
+    """``fp32``'s contract for its int8 variant: same input and classes; its
+    ``provenance`` says ``precision`` ``"int8"``, ``derived_from`` (the fp32 model's
+    name and SHA-256), the quantisation settings, ``max_overall_accuracy_loss`` and
+    the ``mosaic_accuracy`` of each precision (``measured``, as in the card)."""
+    provenance = {
+        **fp32.provenance,
+        "precision": "int8",
+        "derived_from": {"name": fp32.name, "sha256": fp32_sha256},
+        "quantization": {
+            "tool": f"onnxruntime.quantization.quantize_static {ort.__version__}",
+            "format": "QDQ",
+            "weights": "int8 per channel",
+            "activations": "uint8 per tensor",
+            "calibration": "MinMax",
+            "calibration_images": [str(p.relative_to(ROOT)) for p in CALIBRATION_IMAGES],
+        },
+        "max_overall_accuracy_loss": MAX_OVERALL_ACCURACY_LOSS,
+        "mosaic_accuracy": {k: dataclasses.asdict(v) for k, v in measured.items()},
+    }
+    return dataclasses.replace(
+        fp32, name=f"{fp32.name}-int8", provenance=provenance, model_card=card
+    )
+
+
+def model_only_speed_ratio(fp32: Path, int8: Path, tile: int = 512, repeats: int = 5) -> float:
+    """fp32 seconds / int8 seconds per ``tile`` x ``tile`` tile, 2 threads, run
+    alternately (best of ``repeats`` each) so both see the same machine load."""
+    options = ort.SessionOptions()
+    options.intra_op_num_threads = 2
+    sessions = [
+        ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
+        for p in (fp32, int8)
+    ]
+    feed = np.random.default_rng(0).random((1, 4, tile, tile), dtype=np.float32)
+    best = [float("inf"), float("inf")]
+    for _ in range(repeats + 1):  # the first round warms up
+        for index, session in enumerate(sessions):
+            started = time.perf_counter()
+            session.run(None, {session.get_inputs()[0].name: feed})
+            best[index] = min(best[index], time.perf_counter() - started)
+    return best[0] / best[1]
+
+
+def int8_card(
+    fp32: ModelContract, fp32_acc: Accuracy, int8_acc: Accuracy, agree: float, speed: float
+) -> str:
+    """The int8 variant's model card (Markdown)."""
+    loss = fp32_acc.overall_accuracy - int8_acc.overall_accuracy
+    rows = "\n".join(
+        f"| {name} | {a.overall_accuracy:.4f} | {a.kappa:.4f} | {a.mean_iou:.4f} |"
+        for name, a in (("fp32", fp32_acc), ("int8", int8_acc))
+    )
+    images = ", ".join(f"`{p.relative_to(ROOT)}`" for p in CALIBRATION_IMAGES)
+    return f"""# {fp32.name}-int8: int8 variant of {fp32.name} for CPUs
+
+The same network as `{fp32.name}` (see `azure_2018_unet.md` for its source, licence
+(MIT), training data, classes and input expectations), quantised to 8-bit integers with
+ONNX Runtime's static quantisation (`python -m model_training.release.quantize`): QDQ
+format, int8 weights per output channel, uint8 activations, MinMax calibration on
+28 tiles of shipped imagery that is not the evaluation mosaic ({images}; each
+256 x 256 px, plus its flips and transpose). Input, classes, margin and tile size are
+the fp32 model's.
+
+## Measured accuracy: the whole shipped mosaic, through the plugin
+
+`landcover:classify` then `landcover:agreement` (labels 5 and 6 merged into 4) on the
+1024 x 512 px mosaic of `data/chesapeake_1m_patches` (West Virginia 2014), default
+tiling:
+
+| precision | overall accuracy | kappa | mean IoU |
+|---|---|---|---|
+{rows}
+
+Loss of overall accuracy vs fp32: {loss:.4f} (bound promised: at most
+{MAX_OVERALL_ACCURACY_LOSS}; `PRECISION=auto` uses int8 only within it). The two
+classifications give the same class on {agree:.2%} of the mosaic's pixels.
+
+## Speed
+
+Model only, 512 x 512 px tiles, 2 threads, measured side by side on the CPU that
+built it: int8 ran {speed:.1f}x as fast as fp32. The gain needs a CPU with int8 dot
+products (AVX-512 VNNI or AVX-VNNI); without them int8 can be slower than fp32.
+
+## Limits
+
+All the fp32 model's limits apply. The accuracy above is measured on one 1 m NAIP
+mosaic of one place and year; water is absent from its labels, so the int8 error on
+water is unmeasured.
+"""
+
+
+def agreement_share(first: Path, second: Path) -> float:
+    """Share of pixels (0-1) with the same class in two classified rasters."""
+    a, b = (gdal.Open(str(p)).ReadAsArray() for p in (first, second))
+    return float(np.mean(a == b))
+
+
+def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelContract:
+    """Quantise ``source``, measure both precisions on the whole mosaic through the
+    plugin, and write ``destination`` with its contract and card (and the card beside
+    it, ``.md``). Nothing is replaced unless both files are complete."""
+    fp32 = read_contract(source)
+    with tempfile.TemporaryDirectory(prefix="landcover-int8-") as folder:
+        work = Path(folder)
+        quantized = work / "int8.onnx"
+        quantize_int8(source, quantized, calibration_tiles())
+        runs = {
+            name: evaluate(name, str(path), work, MOSAIC, LABELS, WHOLE_MOSAIC)
+            for name, path in (("fp32", source), ("int8", quantized))
+        }
+        agree = agreement_share(runs["fp32"].classified, runs["int8"].classified)
+        speed = model_only_speed_ratio(source, quantized)
+        measured = {name: Accuracy.of(run) for name, run in runs.items()}
+        card = int8_card(fp32, measured["fp32"], measured["int8"], agree, speed)
+        contract = int8_contract(fp32, file_sha256(source), card, measured)
+        card_path = destination.with_suffix(".md")
+        with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
+            onnx_path.write_bytes(quantized.read_bytes())
+            write_metadata(onnx_path, contract)
+            card_tmp.write_text(card, encoding="utf-8")
+    return contract
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m model_training.release.quantize", description=__doc__.split("\n\n")[0]
+    )
+    parser.add_argument("source", nargs="?", type=Path, default=FP32_MODEL)
+    parser.add_argument("destination", nargs="?", type=Path, default=INT8_MODEL)
+    args = parser.parse_args(argv)
+    try:
+        build(args.source, args.destination)
+    except (LandcoverError, OSError) as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    print(f"wrote {args.destination} and {args.destination.with_suffix('.md')}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
