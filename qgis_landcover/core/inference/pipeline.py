@@ -49,6 +49,7 @@ from .model_input import ModelInput, prepare_input
 from .normalization import Normalizer
 from .planning import (
     QUEUE_DEPTH,
+    automatic_tile_size,
     fitted_batch_size,
     planned_overlap,
     tile_size_for_window,
@@ -299,8 +300,10 @@ def run_pipeline(
     started = time.perf_counter()
     outputs.check()
     contract = session.contract
-    tile_size = tile_size_for_window(session, options.tile_size, window, progress)
     overlap = planned_overlap(session, options.overlap_percent, progress)
+    tile_size = automatic_tile_size(session, options, window, overlap, progress)
+    if tile_size is None:
+        tile_size = tile_size_for_window(session, options.tile_size, window, progress)
     plan = plan_tiles(window.width, window.height, tile_size, contract.output_margin, overlap)
     stripes = plan.stripes(options.stripe_width)
     total_tiles = sum(len(plan.ys) * len(s.tile_cols) for s in stripes)

@@ -2,11 +2,15 @@
 """How a classification is sized: the tile size, the overlap, the batch size, and the
 memory they need.
 
-- tile: the model's own (metadata ``tile_size``), or the one asked for if the graph
-  accepts it; for models with a free input size capped to what the extent needs;
+- tile: the one asked for if the graph accepts it; else, for a model with a free input
+  size and an output margin, the tile that computes the fewest input pixels for the
+  extent within :data:`TILE_MEMORY_BUDGET` (:func:`choose_tile_size`: margins cost
+  less on larger tiles); else the model's own (metadata ``tile_size``); for models with
+  a free input size capped to what the extent needs;
 - overlap: the one asked for, else the model's ``tiles_overlap``, at most
   :data:`~.tile_plan.MAX_OVERLAP_PERCENT`;
-- batch: 4 tiles per model call on the CPU, 16 on a GPU (or the graph's fixed batch),
+- batch: 4 tiles per model call on the CPU (fewer when they do not fit
+  :data:`TILE_MEMORY_BUDGET`), 16 on a GPU (or the graph's fixed batch),
   within a memory limit (by default half of the machine's memory): the pipeline's
   arrays and the model's working memory are estimated term by term
   (:func:`pipeline_memory_bytes`); an automatic batch is lowered to fit, a batch or
@@ -18,7 +22,8 @@ from __future__ import annotations
 import ctypes
 import os
 import sys
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
 from ..errors import InputError
@@ -26,7 +31,7 @@ from ..progress import Progress
 from ..raster.grid import Window
 from ..units import format_bytes
 from .session import CPU, ModelSession
-from .tile_plan import MAX_OVERLAP_PERCENT, Stripe, TilePlan
+from .tile_plan import MAX_OVERLAP_PERCENT, Stripe, TilePlan, plan_tiles
 
 if TYPE_CHECKING:
     from .pipeline import ClassifyOptions
@@ -39,11 +44,20 @@ MEMORY_FRACTION = 0.5
 """Share of the machine's physical memory the pipeline's arrays may use by default."""
 UNKNOWN_MEMORY_LIMIT = 8 * 2**30
 """Memory limit, bytes, where the machine's physical memory cannot be read."""
-MODEL_WORKSPACE_FACTOR = 66
+MODEL_WORKSPACE_FACTOR = 80
 """ONNX Runtime's working memory on the CPU (the network's activations) per byte of a
-batch's input. Measured with the shipped 2018 U-Net: peak growth of the process 66-74
-times the input's bytes for batches of 1-16 tiles of 256-1024 px. Other networks
+batch's input, with the memory arena off (:mod:`.session`). Measured with the shipped
+2018 U-Net (fresh process, peak RSS minus RSS after loading, 2 runs): 79 times the
+input's bytes for one 512 px tile with the arena off, 140 with it on. Other networks
 differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
+TILE_MEMORY_BUDGET = 400 * 2**20
+"""Bytes the pipeline's estimate (:func:`pipeline_memory_bytes`) may reach with a tile
+and batch chosen automatically (at most the memory limit): keeps a run's peak memory
+small and flat on a laptop. With the 2018 U-Net (4 bands, 4 classes, margin 64) and
+stripes of 1024 px it admits one tile of 480 px (366 MiB), not 512 (415 MiB)."""
+AUTO_TILE_ALIGN = 32
+"""Tiles chosen automatically are multiples of this (U-Nets halving their input five
+times need it; the 2018 U-Net needs multiples of 8)."""
 MAX_TILE_ALIGN = 256
 """A tile capped to the extent keeps the power-of-two factor of the requested size,
 up to this (networks that halve the tile k times need multiples of 2**k)."""
@@ -75,6 +89,123 @@ def effective_batch_size(session: ModelSession, requested: int) -> int:
     if requested > 0:
         return requested
     return CPU_BATCH_SIZE if session.provider == CPU else GPU_BATCH_SIZE
+
+
+@dataclass(frozen=True)
+class TileChoice:
+    """A tile size chosen for an extent, and what it costs.
+
+    Attributes:
+        tile_size: model input side, pixels.
+        tile_count: tiles over the extent.
+        computed_pixels: input pixels the model runs on (``tile_count * tile_size**2``).
+        output_pixels: pixels of the extent.
+        largest_fitting: the largest candidate tile within the memory budget, pixels.
+    """
+
+    tile_size: int
+    tile_count: int
+    computed_pixels: int
+    output_pixels: int
+    largest_fitting: int
+
+    @property
+    def overhead_share(self) -> float:
+        """Share of the model's compute spent on margins, overlaps and padding past the
+        extent (0-1)."""
+        return 1.0 - self.output_pixels / self.computed_pixels
+
+
+def choose_tile_size(
+    *,
+    margin: int,
+    width: int,
+    height: int,
+    overlap_percent: float,
+    fits: Callable[[int], bool],
+    align: int = AUTO_TILE_ALIGN,
+) -> TileChoice:
+    """The tile, a multiple of ``align`` with output beyond the margins, that runs the
+    model on the fewest input pixels for a ``width`` x ``height`` extent (tile count
+    from :func:`~.tile_plan.plan_tiles` times the tile's area: the network's cost is
+    proportional to it), among those ``fits(tile)`` accepts (memory) and no larger than
+    the smallest one covering the extent. Ties go to the smaller tile (less memory).
+
+    Raises:
+        InputError: when not even the smallest tile fits.
+    """
+    smallest = align * ((2 * margin) // align + 1)
+    covering = -(-(max(width, height) + 2 * margin) // align) * align
+    best: TileChoice | None = None
+    largest = 0
+    for tile in range(smallest, max(smallest, covering) + 1, align):
+        if not fits(tile):
+            break
+        largest = tile
+        count = plan_tiles(width, height, tile, margin, overlap_percent).tile_count
+        computed = count * tile * tile
+        if best is None or computed < best.computed_pixels:
+            best = TileChoice(tile, count, computed, width * height, 0)
+    if best is None:
+        raise InputError(
+            f"Not even one tile of {smallest} px (the smallest with output beyond the "
+            f"model's margin of {margin} px) fits in memory."
+        )
+    return TileChoice(
+        best.tile_size, best.tile_count, best.computed_pixels, best.output_pixels, largest
+    )
+
+
+def automatic_tile_size(
+    session: ModelSession,
+    options: ClassifyOptions,
+    window: Window,
+    overlap_percent: float,
+    progress: Progress,
+) -> int | None:
+    """:func:`choose_tile_size` for a model with a free input size and an output margin
+    (where larger tiles waste less) when no tile size was asked for, within
+    :data:`TILE_MEMORY_BUDGET` and the memory limit, logged with its reason; ``None``
+    otherwise (the model's own tile size is used)."""
+    contract = session.contract
+    if options.tile_size or session.fixed_tile is not None or contract.output_margin <= 0:
+        return None
+    limit, _ = memory_limit(options)
+    budget = min(limit, TILE_MEMORY_BUDGET)
+    batch = session.fixed_batch or 1
+    stripe_width = min(options.stripe_width, window.width)
+
+    def fits(tile: int) -> bool:
+        return (
+            pipeline_memory_bytes(
+                tile_size=tile,
+                margin=contract.output_margin,
+                bands=contract.num_bands,
+                classes=contract.num_classes,
+                batch_size=batch,
+                stripe_width=stripe_width,
+                workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
+            )
+            <= budget
+        )
+
+    choice = choose_tile_size(
+        margin=contract.output_margin,
+        width=window.width,
+        height=window.height,
+        overlap_percent=overlap_percent,
+        fits=fits,
+    )
+    progress.info(
+        f"Tile size {choice.tile_size} px chosen for the model's margin of "
+        f"{contract.output_margin} px per side (metadata 'tile_size' {contract.tile_size} px): "
+        f"the fewest pixels computed for this {window.width} x {window.height} px extent among "
+        f"multiples of {AUTO_TILE_ALIGN} px up to {choice.largest_fitting} px (the largest "
+        f"within {format_bytes(budget)} of memory); {choice.tile_count} tiles, "
+        f"{choice.overhead_share:.0%} of the model's compute on margins, overlaps and padding. "
+        "Set TILE_SIZE to override."
+    )
+    return choice.tile_size
 
 
 def tile_size_for_window(
@@ -226,6 +357,7 @@ def fitted_batch_size(
     if session.fixed_batch is None:
         batch = min(batch, total_tiles)
     limit, why = memory_limit(options)
+    automatic = options.batch_size == 0 and session.fixed_batch is None
     stripe_width = max(s.width for s in stripes)
 
     def need(batch_size: int, tile_size: int = plan.tile_size) -> int:
@@ -240,6 +372,12 @@ def fitted_batch_size(
         )
 
     needed = need(batch)
+    if automatic and batch > 1 and TILE_MEMORY_BUDGET < needed <= limit:
+        # Large tiles run fewer per call: on the CPU one 512 px tile per call is as fast
+        # per pixel as two (measured), and memory stays small.
+        per_tile = need(1) - need(0)
+        batch = int(max(1, min(batch, (TILE_MEMORY_BUDGET - need(0)) // per_tile)))
+        needed = need(batch)
     if needed <= limit:
         return batch
     per_tile = need(1) - need(0)

@@ -17,12 +17,19 @@ from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.pipeline import ClassifyOptions
-from qgis_landcover.core.inference.planning import pipeline_memory_bytes
+from qgis_landcover.core.inference.planning import (
+    automatic_tile_size,
+    choose_tile_size,
+    pipeline_memory_bytes,
+)
 from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.progress import NullProgress
+from qgis_landcover.core.raster.grid import Window
 
 from ...onnx_models import contract_for, pointwise_model
 from .conftest import BIAS, WEIGHTS, closed_form, crop, decided, read
+
+DEFAULT_MODEL = Path(__file__).parents[3] / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 
 
 def test_metadata_tile_far_beyond_the_extent_is_capped(tmp_path: Path, naip: Path) -> None:
@@ -92,7 +99,7 @@ def test_pipeline_memory_is_estimated_term_by_term() -> None:
     assert own == 1_943_552
     shape = {"tile_size": 32, "margin": 0, "bands": 4, "classes": 4, "stripe_width": 256}
     assert pipeline_memory_bytes(**shape, batch_size=4, workspace_factor=0) == own
-    assert pipeline_memory_bytes(**shape, batch_size=4) == own + 66 * inputs
+    assert pipeline_memory_bytes(**shape, batch_size=4) == own + 80 * inputs
 
 
 def test_pipeline_memory_estimate_bounds_the_arrays_allocated(tmp_path: Path) -> None:
@@ -102,7 +109,9 @@ def test_pipeline_memory_estimate_bounds_the_arrays_allocated(tmp_path: Path) ->
     contract = contract_for(4, input_scale=1 / 255, tile_size=64, output_margin=8)
     model = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract, margin=8)
     session = load_session(model, "cpu")
-    options = ClassifyOptions(device="cpu", batch_size=8, stripe_width=256, overviews=False)
+    options = ClassifyOptions(
+        device="cpu", batch_size=8, tile_size=64, stripe_width=256, overviews=False
+    )
     tracemalloc.start()
     try:
         classify(
@@ -114,7 +123,7 @@ def test_pipeline_memory_estimate_bounds_the_arrays_allocated(tmp_path: Path) ->
     estimate = pipeline_memory_bytes(
         tile_size=64, margin=8, bands=4, classes=4, batch_size=8, stripe_width=256
     )
-    workspace = 66 * 8 * 4 * 4 * 64 * 64
+    workspace = 80 * 8 * 4 * 4 * 64 * 64
     assert peak <= estimate - workspace
 
 
@@ -184,3 +193,55 @@ def test_overlap_is_bounded_and_a_model_overlap_above_it_is_clamped(
     options = ClassifyOptions(overlap_percent=99.0)
     with pytest.raises(InputError, match="Tile overlap must be 0-50 percent"):
         classify(GdalImageSource(naip), model, OutputPaths(tmp_path / "o.tif"), options=options)
+
+
+def fits_up_to(largest: int):
+    return lambda tile: tile <= largest
+
+
+def test_tile_choice_minimises_pixels_computed_for_the_extent() -> None:
+    """Margin 64, no overlap. A 10000 px square extent: tile 512 (output 384, 27 x 27
+    tiles, 191.1 Mpx computed) beats 480 (29 x 29 of 480^2, 193.8 Mpx) and 448 (32 x 32,
+    205.5 Mpx). The demo mosaic, 1024 x 512: tile 384 (output 256, 4 x 2 tiles, 1.18 Mpx)
+    beats 512 (3 x 2, 1.57 Mpx) and 416 (4 x 2, 1.38 Mpx)."""
+    choice = choose_tile_size(
+        margin=64, width=10_000, height=10_000, overlap_percent=0, fits=fits_up_to(512)
+    )
+    assert (choice.tile_size, choice.tile_count) == (512, 27 * 27)
+    assert choice.computed_pixels == 729 * 512**2
+    assert choice.largest_fitting == 512
+    assert choice.overhead_share == pytest.approx(1 - 10_000**2 / (729 * 512**2))
+    demo = choose_tile_size(
+        margin=64, width=1024, height=512, overlap_percent=0, fits=fits_up_to(512)
+    )
+    assert (demo.tile_size, demo.tile_count) == (384, 8)
+
+
+def test_tile_choice_stays_within_the_memory_budget_and_the_extent() -> None:
+    """Memory admitting tiles up to 448 px: 448 (32 x 32 tiles, 205.5 Mpx) beats 416
+    (35 x 35, 212.0 Mpx). A 200 x 100 px extent: one tile of 352 px (200 + 2 x 64
+    rounded up to 32) covers it; nothing larger is tried."""
+    choice = choose_tile_size(
+        margin=64, width=10_000, height=10_000, overlap_percent=0, fits=fits_up_to(448)
+    )
+    assert (choice.tile_size, choice.tile_count, choice.largest_fitting) == (448, 1024, 448)
+    small = choose_tile_size(
+        margin=64, width=200, height=100, overlap_percent=0, fits=fits_up_to(4096)
+    )
+    assert (small.tile_size, small.tile_count, small.largest_fitting) == (352, 1, 352)
+    assert small.overhead_share == pytest.approx(1 - 20_000 / 352**2)
+    with pytest.raises(InputError, match="Not even one tile of 160 px"):
+        choose_tile_size(margin=64, width=200, height=100, overlap_percent=0, fits=fits_up_to(128))
+
+
+def test_default_model_tile_is_chosen_and_tile_size_overrides_it(tmp_path: Path) -> None:
+    """The shipped 2018 U-Net (margin 64, free input size, metadata tile 256) on a
+    1024 x 512 px window runs 8 tiles of 384 px; TILE_SIZE=256 still runs 256 px tiles."""
+    session = load_session(DEFAULT_MODEL, "cpu")
+    window = Window(0, 0, 1024, 512)
+    progress = NullProgress()
+    tile = automatic_tile_size(session, ClassifyOptions(device="cpu"), window, 0.0, progress)
+    assert tile == 384
+    assert any("Tile size 384 px chosen" in m and "8 tiles" in m for m in progress.messages)
+    explicit = ClassifyOptions(device="cpu", tile_size=256)
+    assert automatic_tile_size(session, explicit, window, 0.0, progress) is None

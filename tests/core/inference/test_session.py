@@ -145,3 +145,20 @@ def test_metadata_tile_size_beyond_memory_is_probed_small(tmp_path: Path) -> Non
     assert probe_tile_size(session.contract) == 608  # smallest multiple of 32 above 600
     assert probe_tile_size(contract_for(4, tile_size=100_000)) == 512
     assert probe_tile_size(contract_for(4, tile_size=256)) == 256
+
+
+def test_session_options_are_set_deliberately(tmp_path: Path) -> None:
+    """Threads = physical cores, memory arena off, all graph optimisations; logged."""
+    from qgis_landcover.core.inference.session import physical_core_count
+
+    model = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract_for(3))
+    progress = NullProgress()
+    session = load_session(model, "cpu", progress=progress)
+    options = session.session.get_session_options()
+    assert options.intra_op_num_threads == physical_core_count()
+    assert options.enable_cpu_mem_arena is False
+    assert str(options.graph_optimization_level).endswith("ORT_ENABLE_ALL")
+    assert any(
+        f"{physical_core_count()} intra-op threads (physical cores), memory arena off" in m
+        for m in progress.messages
+    )
