@@ -12,3 +12,15 @@ def format_bytes(count: float) -> str:
         if count >= size:
             return f"{count / size:.3g} {unit}"
     return f"{round(count)} bytes"
+
+
+def format_duration(seconds: float) -> str:
+    """``seconds`` for a message, to the precision a person plans with: ``'42 s'``
+    under a minute, ``'3 min 05 s'`` under an hour, ``'2 h 07 min'`` beyond."""
+    whole = max(0, round(seconds))
+    if whole < 60:
+        return f"{whole} s"
+    if whole < 3600:
+        return f"{whole // 60} min {whole % 60:02d} s"
+    minutes = round(whole / 60)
+    return f"{minutes // 60} h {minutes % 60:02d} min"

@@ -32,7 +32,7 @@ import numpy as np
 
 from ..errors import LandcoverError
 from ..files.atomic import atomic_output
-from ..progress import NullProgress, Progress, check_cancelled
+from ..progress import NullProgress, Progress, TimeEstimate, check_cancelled
 from ..raster.grid import Grid, Window
 from ..raster.read_ahead import POLL_SECONDS, ReadAhead, Stage, put_unless_stopped
 from ..raster.writing import write_qml_paletted
@@ -338,6 +338,7 @@ def run_pipeline(
     writes: queue.Queue[Any] = queue.Queue(maxsize=QUEUE_DEPTH)
     tiles_run = tiles_done = 0
     model_seconds = 0.0
+    estimate = TimeEstimate(total_tiles, "tiles", progress)
     with ExitStack() as stack:
         temporary = OutputPaths(
             *(stack.enter_context(atomic_output(p)) if p else None for p in _paths(outputs))
@@ -368,6 +369,7 @@ def run_pipeline(
                             break  # the writer failed: its error is raised below
                         tiles_done += len(batch.jobs)
                         progress.set_progress(100.0 * tiles_done / total_tiles)
+                        estimate.update(tiles_done)
                 put_unless_stopped(writes, _END, stop)
                 writer_stage.join()
             finally:
