@@ -33,8 +33,9 @@ from ..core.inference.classify import classify
 from ..core.inference.image_source import Extent
 from ..core.inference.model_input import parse_value_range
 from ..core.inference.pipeline import ClassifyOptions
-from ..core.inference.session import DEVICES
+from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
 from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
+from ..core.models.resolve import PRECISION_CHOICES
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
@@ -65,6 +66,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
     MODEL = "MODEL"
     BANDS = "BANDS"
     DEVICE = "DEVICE"
+    PRECISION = "PRECISION"
     BATCH_SIZE = "BATCH_SIZE"
     TILE_SIZE = "TILE_SIZE"
     OVERLAP = "OVERLAP"
@@ -196,7 +198,18 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             self.OVERVIEWS, "Build overviews", defaultValue=True
         )
         overviews.setHelp("Internal overviews so QGIS draws large outputs quickly.")
-        for parameter in (tile, overlap, input_range, overviews):
+        precision = NamedEnumParameter(
+            self.PRECISION, "Precision", options=list(PRECISION_CHOICES), defaultValue="auto"
+        )
+        precision.setHelp(
+            "Which variant of a catalogue model runs. auto: int8 on a CPU with int8 dot "
+            "products (AVX-512 VNNI / AVX-VNNI) when the model has an int8 variant whose "
+            "measured accuracy loss is within its model card's bound, fp16 on a GPU when it "
+            "has an fp16 variant, else fp32. fp32 / fp16 / int8: that variant, or an error "
+            "naming the variants the model has. Model files and URLs run as they are (auto "
+            "only). The variant used and why is written to the log."
+        )
+        for parameter in (tile, overlap, input_range, overviews, precision):
             parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
             self.addParameter(parameter)
         output = QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover")
@@ -264,8 +277,13 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             Path(confidence) if confidence else None,
         )
         with core_errors():
+            device = options.device
+            on_gpu = provider_candidates(device, available_providers())[0][0] != CPU
             model = resolve_model_in_qgis(
-                self.parameterAsString(parameters, self.MODEL, context), feedback
+                self.parameterAsString(parameters, self.MODEL, context),
+                feedback,
+                precision=enum_string(self, parameters, self.PRECISION, context) or "auto",
+                on_gpu=on_gpu,
             )
             check_no_overwrite(
                 self,

@@ -29,6 +29,8 @@ def resolve_model_in_qgis(
     allow_http: bool = False,
     time_limit: float | None = DownloadOptions.time_limit,
     stall_timeout: float = DownloadOptions.read_timeout,
+    precision: str | None = None,
+    on_gpu: bool = False,
 ) -> Path:
     """The verified local model file ``spec`` names (``""``: the default model, a
     catalogue name, a file or a URL), with QGIS's settings.
@@ -38,6 +40,10 @@ def resolve_model_in_qgis(
         time_limit: seconds for the whole download, ``None`` for no limit.
         stall_timeout: seconds without any byte from the server before an attempt
             fails (and is retried).
+        precision: ``None`` resolves ``spec`` as named; ``auto`` / ``fp32`` / ``fp16`` /
+            ``int8`` choose among a catalogue model's variants (the choice and its
+            reason are logged).
+        on_gpu: the model will run on a GPU (``auto`` then prefers fp16).
 
     Raises the core's errors; call it inside ``core_errors()``.
     """
@@ -64,4 +70,6 @@ def resolve_model_in_qgis(
             allow_http=allow_http, time_limit=time_limit, read_timeout=stall_timeout
         ),
         on_bytes=show_bytes,
+        precision=precision,
+        on_gpu=on_gpu,
     )

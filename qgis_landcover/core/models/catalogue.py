@@ -164,6 +164,12 @@ def load_catalogue(
         default = catalogue.default or default
     if default is not None and default not in entries:
         raise InputError(f"The default model {default!r} is not in the model catalogues.")
+    for entry in entries.values():
+        if entry.variant_of is not None and entry.variant_of not in entries:
+            raise InputError(
+                f"The model catalogues: {entry.name!r} is a variant of "
+                f"{entry.variant_of!r}, which they do not list."
+            )
     return Catalogue(entries, default)
 
 
@@ -187,12 +193,6 @@ def _catalogue_from_json(document: Any, path: Path) -> Catalogue:
         if entry.name in entries:
             raise InputError(f"The model catalogue {path} lists {entry.name!r} twice.")
         entries[entry.name] = entry
-    for entry in entries.values():
-        if entry.variant_of is not None and entry.variant_of not in entries:
-            raise InputError(
-                f"The model catalogue {path}: {entry.name!r} is a variant of "
-                f"{entry.variant_of!r}, which it does not list."
-            )
     default = document.get("default")
     if default is not None and default not in entries:
         raise InputError(

@@ -22,6 +22,7 @@ import os
 import re
 import tempfile
 from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -29,11 +30,16 @@ from ..errors import InputError
 from ..files.atomic import atomic_output
 from ..files.checksum import file_sha256, normalize_sha256
 from ..progress import NullProgress, Progress
-from .catalogue import CatalogueEntry, load_catalogue
+from .catalogue import PRECISIONS, Catalogue, CatalogueEntry, load_catalogue
+from .contract import read_contract
 from .download import ByteCallback, DownloadOptions, check_url, download_file
 from .validation import check_checksum, check_downloaded_model, check_model_file
 
 CACHE_FOLDER_NAME = "qgis_landcover"
+#: The ``PRECISION`` choices: ``auto`` or one of the catalogue's precisions.
+PRECISION_CHOICES = ("auto", *PRECISIONS)
+#: /proc/cpuinfo flags of CPUs with int8 dot-product instructions (VNNI).
+VNNI_FLAGS = frozenset({"avx512_vnni", "avx_vnni"})
 
 # A URL scheme of two or more letters ("C:" is a Windows drive, not a scheme).
 _SCHEME = re.compile(r"^[A-Za-z][A-Za-z0-9+.-]+:")
@@ -157,6 +163,88 @@ def fetch_model(
     return target
 
 
+# -- precision variants ----------------------------------------------------------------
+
+
+def cpu_has_vnni(cpuinfo: Path = Path("/proc/cpuinfo")) -> bool:
+    """Whether the CPU has int8 dot products (a ``flags`` line of ``cpuinfo`` lists
+    ``avx512_vnni`` or ``avx_vnni``); False where the file is unreadable (not Linux)."""
+    try:
+        text = cpuinfo.read_text(encoding="utf-8", errors="replace")
+    except OSError:
+        return False
+    for line in text.splitlines():
+        if line.startswith("flags") and VNNI_FLAGS & set(line.split(":", 1)[-1].split()):
+            return True
+    return False
+
+
+@dataclass(frozen=True)
+class VariantChoice:
+    """The catalogue entry chosen for a requested precision, and why (one sentence)."""
+
+    entry: CatalogueEntry
+    reason: str
+
+
+def _accuracy_loss_within_bound(entry: CatalogueEntry) -> tuple[bool, str]:
+    """Whether a local variant's measured loss of overall accuracy vs its fp32 model
+    (``provenance.mosaic_accuracy``) is within its own ``max_overall_accuracy_loss``."""
+    if entry.file is None or not entry.file.is_file():
+        return False, "its accuracy cannot be checked before it is downloaded"
+    provenance = read_contract(entry.file).provenance
+    bound = provenance.get("max_overall_accuracy_loss")
+    measured = provenance.get("mosaic_accuracy") or {}
+    try:
+        loss = measured["fp32"]["overall_accuracy"] - measured[entry.precision]["overall_accuracy"]
+    except (KeyError, TypeError):
+        return False, "its model card states no accuracy measured against fp32"
+    if bound is None or loss > bound:
+        return False, f"its loss of overall accuracy ({loss:.4f}) exceeds its bound ({bound})"
+    return True, f"overall accuracy {-loss:+.4f} vs fp32, within its bound of {bound}"
+
+
+def choose_variant(
+    catalogue: Catalogue, entry: CatalogueEntry, precision: str, *, on_gpu: bool, vnni: bool
+) -> VariantChoice:
+    """The variant of ``entry``'s model to run for ``precision`` (:data:`PRECISION_CHOICES`).
+
+    ``auto``: fp16 when running on a GPU (``on_gpu``) and the model has an fp16 variant;
+    int8 on a CPU with VNNI (``vnni``) when it has an int8 variant whose measured loss of
+    overall accuracy is within its card's bound; else the fp32 model. An explicit
+    precision the model has no variant for is an :class:`InputError`, never a silent
+    substitute.
+    """
+    if precision not in PRECISION_CHOICES:
+        raise InputError(
+            f"Unknown precision {precision!r}; use one of {', '.join(PRECISION_CHOICES)}."
+        )
+    base = catalogue.entry(entry.variant_of) if entry.variant_of else entry
+    variants = catalogue.variants(base.name)
+    if precision != "auto":
+        if precision not in variants:
+            raise InputError(
+                f"The model {base.name!r} has no {precision} variant (it has "
+                f"{', '.join(sorted(variants))}); use PRECISION=auto or one of those."
+            )
+        return VariantChoice(variants[precision], f"PRECISION={precision} was requested")
+    fp32 = variants.get("fp32", base)
+    if on_gpu:
+        if "fp16" in variants:
+            return VariantChoice(variants["fp16"], "running on a GPU, which computes fp16 fast")
+        return VariantChoice(fp32, f"running on a GPU; {base.name!r} has no fp16 variant")
+    if "int8" not in variants:
+        return VariantChoice(fp32, f"{base.name!r} has no int8 variant")
+    if not vnni:
+        return VariantChoice(
+            fp32, "this CPU lacks int8 dot products (VNNI), where int8 is not faster"
+        )
+    within, why = _accuracy_loss_within_bound(variants["int8"])
+    if not within:
+        return VariantChoice(fp32, f"the int8 variant was not used: {why}")
+    return VariantChoice(variants["int8"], f"this CPU has VNNI and the int8 variant's {why}")
+
+
 def resolve_model(
     spec: str,
     *,
@@ -167,6 +255,9 @@ def resolve_model(
     proxies: Mapping[str, str] | None = None,
     options: DownloadOptions | None = None,
     on_bytes: ByteCallback | None = None,
+    precision: str | None = None,
+    on_gpu: bool = False,
+    vnni: bool | None = None,
 ) -> Path:
     """The verified local ONNX file named by ``spec``.
 
@@ -180,6 +271,12 @@ def resolve_model(
         proxies: ``requests`` proxies mapping; ``None`` uses the environment.
         options: download limits (timeouts, maximum size, retries, plain HTTP opt-in).
         on_bytes: receives (bytes done, total or None) while downloading.
+        precision: ``None`` takes ``spec`` as named; else one of
+            :data:`PRECISION_CHOICES`, choosing among a catalogue model's variants
+            (:func:`choose_variant`; the choice and its reason go to ``progress``). A
+            file or URL has no variants: only ``auto`` applies to it.
+        on_gpu: the model will run on a GPU (CUDA or TensorRT provider).
+        vnni: the CPU has int8 dot products; ``None``: :func:`cpu_has_vnni`.
 
     Raises:
         InputError: unknown name (the message lists the known ones), missing file,
@@ -196,6 +293,11 @@ def resolve_model(
         "progress": progress,
         "on_bytes": on_bytes,
     }
+    if precision not in (None, "auto") and not _is_catalogue_name(text, catalogues):
+        raise InputError(
+            f"PRECISION={precision} chooses among a catalogue model's variants; the model "
+            f"{text!r} is a file or URL: use PRECISION=auto."
+        )
     if _SCHEME.match(text):
         return fetch_model(text, sha256=expected, **fetch)
     if re.match(r"^https?//", text, re.IGNORECASE):
@@ -208,6 +310,20 @@ def resolve_model(
     if text and text not in catalogue and text.lower().endswith(".onnx"):
         return _local_model(Path(text), expected)
     entry = catalogue.entry(text) if text else catalogue.default_entry()
+    # A checksum pins one file: auto then keeps the model as named.
+    if precision is not None and not (precision == "auto" and expected):
+        choice = choose_variant(
+            catalogue,
+            entry,
+            precision,
+            on_gpu=on_gpu,
+            vnni=cpu_has_vnni() if vnni is None else vnni,
+        )
+        if progress is not None:
+            progress.info(
+                f"Model {choice.entry.name!r} ({choice.entry.precision}): {choice.reason}."
+            )
+        entry = choice.entry
     if expected and entry.sha256 and expected != entry.sha256:
         raise InputError(
             f"The checksum given ({expected}) differs from the catalogue's for "
@@ -219,6 +335,13 @@ def resolve_model(
     return fetch_model(
         entry.url, sha256=expected or entry.sha256, size=entry.size, label=entry.name, **fetch
     )
+
+
+def _is_catalogue_name(text: str, catalogues: Sequence[str | os.PathLike[str]]) -> bool:
+    """Whether ``text`` names a catalogue model (``""``: the default one)."""
+    if _SCHEME.match(text) or "/" in text or "\\" in text:
+        return False
+    return not text or text in load_catalogue(catalogues)
 
 
 def _local_model(path: Path, sha256: str | None, *, entry: CatalogueEntry | None = None) -> Path:

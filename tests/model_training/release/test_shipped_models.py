@@ -124,13 +124,15 @@ def test_empty_model_is_the_default(run_algorithm: Run, tmp_path: Path) -> None:
     _, extent = labels_and_extent()
     outputs = []
     default = load_catalogue().default_entry().file
-    for name, model in (("empty", ""), ("default", str(default))):
+    # PRECISION=fp32: auto may pick the default model's int8 variant (test_quantize.py).
+    for name, model, precision in (("empty", "", "fp32"), ("default", str(default), "auto")):
         results = run_algorithm(
             "classify",
             {
                 "INPUT": str(evaluate_models.MOSAIC),
                 "EXTENT": extent,
                 "MODEL": model,
+                "PRECISION": precision,
                 "DEVICE": "cpu",
                 "OUTPUT": str(tmp_path / f"{name}.tif"),
             },
