@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
+import onnx
 import pytest
 from osgeo import gdal
 
@@ -123,3 +124,11 @@ def test_int8_agrees_with_fp32_and_scores_what_its_card_states(
             assert value == pytest.approx(stated[precision][key], abs=0.001), (precision, key)
     loss = stated["fp32"]["overall_accuracy"] - stated["int8"]["overall_accuracy"]
     assert loss <= MAX_OVERALL_ACCURACY_LOSS
+
+
+@pytest.mark.slow
+def test_shipped_int8_graph_is_a_fresh_quantisation_of_the_shipped_fp32(tmp_path: Path) -> None:
+    fresh = tmp_path / "int8.onnx"
+    quantize_int8(FP32_MODEL, fresh, calibration_tiles())
+    shipped_graph = onnx.load(str(INT8_MODEL)).graph.SerializeToString()
+    assert onnx.load(str(fresh)).graph.SerializeToString() == shipped_graph
