@@ -218,14 +218,17 @@ tiling:
 |---|---|---|---|
 {rows}
 
-Loss of overall accuracy vs fp32: {loss:.4f} (bound promised: at most
-{MAX_OVERALL_ACCURACY_LOSS}; `PRECISION=auto` uses int8 only within it). The two
-classifications give the same class on {agree:.2%} of the mosaic's pixels.
+Loss of overall accuracy vs fp32 (fp32 minus int8; negative: int8 scored higher):
+{loss:+.4f}. Bound promised: a loss of at most {MAX_OVERALL_ACCURACY_LOSS}
+(`max_overall_accuracy_loss` in the metadata; `PRECISION=auto` uses int8 only within
+it). The two classifications give the same class on {agree:.2%} of the mosaic's
+pixels.
 
 ## Speed
 
-Model only, 512 x 512 px tiles, 2 threads, measured side by side on the CPU that
-built it: int8 ran {speed:.1f}x as fast as fp32. The gain needs a CPU with int8 dot
+Model only, the same 512 x 512 px tile for both, 2 threads, best of 5 runs
+alternated on the CPU that built it (with VNNI; shared, so noisy): int8 ran
+{speed:.1f}x as fast as fp32. The gain needs a CPU with int8 dot
 products (AVX-512 VNNI or AVX-VNNI); without them int8 can be slower than fp32.
 
 ## Limits
