@@ -226,6 +226,11 @@ def test_output_opens_styled_with_class_names(
         ({"OVERLAP": "99"}, r"OVERLAP .* must be at least 0 and at most 50; got 99"),
         ({"OVERLAP": "abc"}, r"OVERLAP .* must be a number; got 'abc'"),
         ({"BANDS": "1,x,3,4"}, r"BANDS: 'x' is not a band number"),
+        ({"PRECISION": "int8"}, r"is a file or URL: use PRECISION=auto"),
+        (
+            {"MODEL": "", "PRECISION": "fp16"},
+            r"'azure-2018-unet' has no fp16 variant \(it has fp32, int8\)",
+        ),
     ],
 )
 def test_bad_input_raises_and_writes_nothing(
