@@ -61,49 +61,22 @@ RECORDED_BATCHES = 3
 # --------------------------------------------------------------------------- models
 
 
-def default_model_entry() -> dict[str, Any]:
-    """The catalogue entry of the default model (the shipped catalogue.json)."""
-    catalogue = json.loads((ROOT / "qgis_landcover" / "models" / "catalogue.json").read_text())
-    return next(m for m in catalogue["models"] if m["name"] == catalogue["default"])
+def default_model(precision: str) -> Path | None:
+    """The default model's file for ``precision`` through the core's one model
+    resolution (catalogue variants), or ``None`` when it has no such variant."""
+    from qgis_landcover.core.errors import InputError
+    from qgis_landcover.core.models.resolve import resolve_model
+
+    try:
+        return resolve_model("", precision=precision)
+    except InputError:
+        return None
 
 
-def int8_variant(catalogue_path: Path | None = None) -> Path | None:
-    """The int8 file of the default model shipped in the catalogue, or ``None``.
-
-    Looks for a ``variants`` / ``precisions`` mapping in the default entry or a separate
-    entry whose name or file names the default model and ``int8``."""
-    path = catalogue_path or ROOT / "qgis_landcover" / "models" / "catalogue.json"
-    catalogue = json.loads(path.read_text())
-    default = catalogue["default"]
-    folder = path.parent
-    for model in catalogue["models"]:
-        for key in ("variants", "precisions"):
-            variants = model.get(key) if model["name"] == default else None
-            if isinstance(variants, dict) and "int8" in variants:
-                item = variants["int8"]
-                name = item.get("file") if isinstance(item, dict) else item
-                if name and (folder / name).exists():
-                    return folder / name
-            if isinstance(variants, list):
-                for item in variants:
-                    if (
-                        isinstance(item, dict)
-                        and item.get("precision") == "int8"
-                        and item.get("file")
-                        and (folder / item["file"]).exists()
-                    ):
-                        return folder / item["file"]
-    for model in catalogue["models"]:
-        text = f"{model['name']} {model.get('file', '')}"
-        if (
-            model["name"] != default
-            and default in text
-            and "int8" in text
-            and model.get("file")
-            and (folder / model["file"]).exists()
-        ):
-            return folder / model["file"]
-    return None
+def auto_choice() -> str:
+    """What ``PRECISION=auto`` resolves to on this CPU (the file name)."""
+    chosen = default_model("auto")
+    return chosen.name if chosen else "none"
 
 
 def network_macs(model: Path, tile_size: int) -> int:
@@ -308,17 +281,22 @@ def main() -> int:
         print(json.dumps(worker_classify(args)))
         return 0
 
-    entry = default_model_entry()
-    fp32 = ROOT / "qgis_landcover" / "models" / entry["file"]
-    int8 = Path(args.int8_model) if args.int8_model else int8_variant()
+    fp32 = default_model("fp32")
+    if fp32 is None:
+        raise SystemExit("The default model has no fp32 file in the catalogue.")
+    int8 = Path(args.int8_model) if args.int8_model else default_model("int8")
     settings = [("today", "today", fp32), ("auto fp32", "auto", fp32)]
     if int8 is not None:
         settings.append(("auto int8", "auto", int8))
-    print(f"Model: {entry['name']} ({fp32.name}); CPU cores: {os.cpu_count()}; load average "
-          f"{os.getloadavg()[0]:.2f} (1 min) at the start.")  # fmt: skip
+    print(
+        f"Model: {fp32.name}; CPU cores: {os.cpu_count()}; load average "
+        f"{os.getloadavg()[0]:.2f} (1 min) at the start; PRECISION=auto here: {auto_choice()}."
+    )
     if int8 is None:
-        print("int8: the catalogue has no int8 variant of the default model yet: skipped "
-              "(--int8-model FILE times one).")  # fmt: skip
+        print(
+            "int8: the catalogue has no int8 variant of the default model: skipped "
+            "(--int8-model FILE times one)."
+        )
     else:
         print(f"int8: {int8}")
     print(f"today = tile {TODAY_TILE_SIZE}, batch {TODAY_BATCH_SIZE}, fp32, ORT options of "
