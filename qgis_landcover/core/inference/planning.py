@@ -50,11 +50,15 @@ batch's input, with the memory arena off (:mod:`.session`). Measured with the sh
 2018 U-Net (fresh process, peak RSS minus RSS after loading, 2 runs): 79 times the
 input's bytes for one 512 px tile with the arena off, 140 with it on. Other networks
 differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
-TILE_MEMORY_BUDGET = 400 * 2**20
-"""Bytes the pipeline's estimate (:func:`pipeline_memory_bytes`) may reach with a tile
-and batch chosen automatically (at most the memory limit): keeps a run's peak memory
-small and flat on a laptop. With the 2018 U-Net (4 bands, 4 classes, margin 64) and
-stripes of 1024 px it admits one tile of 480 px (366 MiB), not 512 (415 MiB)."""
+TILE_MEMORY_BUDGET = 360 * 2**20
+"""Bytes the pipeline's estimate (:func:`pipeline_memory_bytes`, for the full stripe
+width, whatever the extent, so a large extent gets no larger tile than a small one)
+may reach with a tile and batch chosen automatically (at most the memory limit): keeps
+a run's peak memory small and flat on a laptop. With the 2018 U-Net (4 bands, 5
+classes, margin 64) and stripes of 4096 px it admits one tile of 384 px (353 MiB), not
+416. Measured: a whole run on a 2048 x 2048 px VRT with 384 px tiles peaks at 484 MB
+(VmHWM, fresh process; ONNX Runtime alone on one such tile: 263 MB), and 704 MB with
+480 px tiles; the estimate is below the real peak for large tiles."""
 AUTO_TILE_ALIGN = 32
 """Tiles chosen automatically are multiples of this (U-Nets halving their input five
 times need it; the 2018 U-Net needs multiples of 8)."""
@@ -173,7 +177,7 @@ def automatic_tile_size(
     limit, _ = memory_limit(options)
     budget = min(limit, TILE_MEMORY_BUDGET)
     batch = session.fixed_batch or 1
-    stripe_width = min(options.stripe_width, window.width)
+    stripe_width = options.stripe_width
 
     def fits(tile: int) -> bool:
         return (

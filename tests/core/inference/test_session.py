@@ -158,6 +158,7 @@ def test_session_options_are_set_deliberately(tmp_path: Path) -> None:
     assert options.intra_op_num_threads == physical_core_count()
     assert options.enable_cpu_mem_arena is False
     assert str(options.graph_optimization_level).endswith("ORT_ENABLE_ALL")
+    assert options.optimized_model_filepath == ""  # not worth caching (see session_options)
     assert any(
         f"{physical_core_count()} intra-op threads (physical cores), memory arena off" in m
         for m in progress.messages
