@@ -168,7 +168,10 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             minValue=0,
         )
         tile.setHelp(
-            "0: the model's own tile size. Other values only for models with a free input "
+            "0: automatic. For a model with a free input size and an output margin, the "
+            "multiple of 32 that computes the fewest pixels for the extent within a small "
+            "memory budget (the log says which, why, and the share of compute on margins); "
+            "else the model's own tile size. Other values only for models with a free input "
             "size; most networks need a multiple of 32. Tiles larger than the extent needs "
             "are reduced to it; tiles too large for the memory are refused."
         )
