@@ -59,6 +59,7 @@ from .evaluate_models import LABELS, MOSAIC, ROOT, Evaluation, evaluate
 
 FP32_MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 INT8_MODEL = FP32_MODEL.with_name("azure_2018_unet_int8.onnx")
+FP16_MODEL = FP32_MODEL.with_name("azure_2018_unet_fp16.onnx")
 #: Shipped imagery used for calibration (never the evaluation mosaic).
 CALIBRATION_IMAGES = (
     *sorted((ROOT / "data" / "naip_clips").glob("*.tif")),
@@ -143,7 +144,11 @@ def quantize_int8(source: Path, destination: Path, tiles: Sequence[np.ndarray]) 
 
 
 def int8_contract(
-    fp32: ModelContract, fp32_sha256: str, card: str, measured: dict[str, Accuracy]
+    fp32: ModelContract,
+    fp32_sha256: str,
+    card: str,
+    measured: dict[str, Accuracy],
+    precision: str = "int8",
 ) -> ModelContract:
     """``fp32``'s contract for its int8 variant: same input and classes; its
     ``provenance`` says ``precision`` ``"int8"``, ``derived_from`` (the fp32 model's
@@ -151,9 +156,11 @@ def int8_contract(
     the ``mosaic_accuracy`` of each precision (``measured``, as in the card)."""
     provenance = {
         **fp32.provenance,
-        "precision": "int8",
+        "precision": precision,
         "derived_from": {"name": fp32.name, "sha256": fp32_sha256},
-        "quantization": {
+        "quantization": FP16_SETTINGS
+        if precision == "fp16"
+        else {
             "tool": f"onnxruntime.quantization.quantize_static {ort.__version__}",
             "format": "QDQ",
             "weights": "int8 per channel",
@@ -165,7 +172,7 @@ def int8_contract(
         "mosaic_accuracy": {k: dataclasses.asdict(v) for k, v in measured.items()},
     }
     return dataclasses.replace(
-        fp32, name=f"{fp32.name}-int8", provenance=provenance, model_card=card
+        fp32, name=f"{fp32.name}-{precision}", provenance=provenance, model_card=card
     )
 
 
@@ -271,15 +278,98 @@ def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelCon
     return contract
 
 
+#: How the fp16 variant is made (recorded in its metadata).
+FP16_SETTINGS = {
+    "tool": f"onnxruntime.transformers.float16.convert_float_to_float16 {ort.__version__}",
+    "keep_io_types": True,
+}
+
+
+def convert_fp16(source: Path, destination: Path) -> None:
+    """Write ``source`` with float16 weights and arithmetic and float32 input and output
+    (``keep_io_types``), for GPUs."""
+    import onnx
+    from onnxruntime.transformers.float16 import convert_float_to_float16
+
+    onnx.save(
+        convert_float_to_float16(onnx.load(str(source)), keep_io_types=True), str(destination)
+    )
+
+
+def fp16_card(fp32: ModelContract, fp32_acc: Accuracy, fp16_acc: Accuracy, agree: float) -> str:
+    """The fp16 variant's model card (Markdown)."""
+    rows = "\n".join(
+        f"| {name} | {a.overall_accuracy:.4f} | {a.kappa:.4f} | {a.mean_iou:.4f} |"
+        for name, a in (("fp32", fp32_acc), ("fp16", fp16_acc))
+    )
+    loss = fp32_acc.overall_accuracy - fp16_acc.overall_accuracy
+    return f"""# {fp32.name}-fp16: fp16 variant of {fp32.name} for GPUs
+
+The same network as `{fp32.name}` (see `azure_2018_unet.md` for its source, licence
+(MIT), training data, classes and input expectations), with float16 weights and
+arithmetic and float32 input and output (ONNX Runtime's
+`convert_float_to_float16(keep_io_types=True)`; `python -m
+model_training.release.quantize --fp16`). `PRECISION=auto` runs it on a GPU (CUDA or
+TensorRT provider); on a CPU it is not faster than fp32.
+
+## Measured accuracy: the whole shipped mosaic, through the plugin
+
+`landcover:classify` (on the CPU) then `landcover:agreement` (labels 5 and 6 merged
+into 4) on the 1024 x 512 px mosaic of `data/chesapeake_1m_patches`, default tiling:
+
+| precision | overall accuracy | kappa | mean IoU |
+|---|---|---|---|
+{rows}
+
+Loss of overall accuracy vs fp32: {loss:+.4f} (bound: at most {MAX_OVERALL_ACCURACY_LOSS}).
+The two classifications give the same class on {agree:.2%} of the mosaic's pixels.
+
+## Speed
+
+Not measured here (no GPU on the machine that built it): see `bench/RESULTS.md`.
+
+## Limits
+
+All the fp32 model's limits apply; water is absent from the mosaic's labels.
+"""
+
+
+def build_fp16(source: Path = FP32_MODEL, destination: Path = FP16_MODEL) -> ModelContract:
+    """Convert ``source`` to fp16, measure both precisions on the whole mosaic through
+    the plugin, and write ``destination`` with its contract and card (``.md`` beside)."""
+    fp32 = read_contract(source)
+    with tempfile.TemporaryDirectory(prefix="landcover-fp16-") as folder:
+        work = Path(folder)
+        converted = work / "fp16.onnx"
+        convert_fp16(source, converted)
+        runs = {
+            name: evaluate(name, str(path), work, MOSAIC, LABELS, WHOLE_MOSAIC)
+            for name, path in (("fp32", source), ("fp16", converted))
+        }
+        agree = agreement_share(runs["fp32"].classified, runs["fp16"].classified)
+        measured = {name: Accuracy.of(run) for name, run in runs.items()}
+        card = fp16_card(fp32, measured["fp32"], measured["fp16"], agree)
+        contract = int8_contract(fp32, file_sha256(source), card, measured, "fp16")
+        card_path = destination.with_suffix(".md")
+        with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
+            onnx_path.write_bytes(converted.read_bytes())
+            write_metadata(onnx_path, contract)
+            card_tmp.write_text(card, encoding="utf-8")
+    return contract
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
         prog="python -m model_training.release.quantize", description=__doc__.split("\n\n")[0]
     )
     parser.add_argument("source", nargs="?", type=Path, default=FP32_MODEL)
-    parser.add_argument("destination", nargs="?", type=Path, default=INT8_MODEL)
+    parser.add_argument("destination", nargs="?", type=Path)
+    parser.add_argument("--fp16", action="store_true", help="the fp16 variant (GPUs) instead")
     args = parser.parse_args(argv)
+    if args.destination is None:
+        args.destination = FP16_MODEL if args.fp16 else INT8_MODEL
     try:
-        build(args.source, args.destination)
+        (build_fp16 if args.fp16 else build)(args.source, args.destination)
     except (LandcoverError, OSError) as error:
         print(f"error: {error}", file=sys.stderr)
         return 2

@@ -228,8 +228,8 @@ def test_output_opens_styled_with_class_names(
         ({"BANDS": "1,x,3,4"}, r"BANDS: 'x' is not a band number"),
         ({"PRECISION": "int8"}, r"is a file or URL: use PRECISION=auto"),
         (
-            {"MODEL": "", "PRECISION": "fp16"},
-            r"'azure-2018-unet' has no fp16 variant \(it has fp32, int8\)",
+            {"MODEL": "azure-2018-unet-finetuned", "PRECISION": "int8"},
+            r"'azure-2018-unet-finetuned' has no int8 variant \(it has fp32\)",
         ),
     ],
 )
