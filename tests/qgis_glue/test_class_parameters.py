@@ -9,6 +9,7 @@ from typing import Any
 
 import pytest
 from qgis.core import (
+    QgsApplication,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingParameterDefinition,
@@ -59,10 +60,10 @@ def test_the_parameters_both_accuracy_algorithms_declare(
     ]
     assert advanced == ["CLASS_NAMES"]
     for algorithm_id in ("landcover:agreement", "landcover:sample_accuracy"):
-        declared = [
-            d.name()
-            for d in landcover_provider.algorithm(algorithm_id.split(":")[1]).parameterDefinitions()
-        ]
+        # An instance of our own: the provider's may be replaced when it refreshes.
+        instance = QgsApplication.processingRegistry().createAlgorithmById(algorithm_id)
+        assert instance is not None, algorithm_id
+        declared = [d.name() for d in instance.parameterDefinitions()]
         assert set(names) <= set(declared), algorithm_id
 
 
