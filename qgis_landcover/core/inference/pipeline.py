@@ -51,7 +51,6 @@ from .planning import (
     QUEUE_DEPTH,
     automatic_tile_size,
     fitted_batch_size,
-    limit_malloc_arenas,
     planned_overlap,
     tile_size_for_window,
 )
@@ -300,7 +299,6 @@ def run_pipeline(
     progress = progress or NullProgress()
     started = time.perf_counter()
     outputs.check()
-    limit_malloc_arenas()
     contract = session.contract
     overlap = planned_overlap(session, options.overlap_percent, progress)
     tile_size = automatic_tile_size(session, options, window, overlap, progress)

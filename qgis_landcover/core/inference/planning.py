@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import ctypes
 import os
-import platform
 import sys
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -295,28 +294,6 @@ def pipeline_memory_bytes(
     finished = 2 * 4 * classes * out * stripe_width + 2 * 8 * out * stripe_width
     finished += (classes + 2) * (256 + out) * stripe_width
     return batches + workspace + reading + blending + per_tile + finished
-
-
-M_ARENA_MAX = -8
-"""glibc's ``mallopt`` parameter for the number of malloc arenas."""
-
-
-def limit_malloc_arenas() -> bool:
-    """Have glibc's malloc serve all threads from one arena (``mallopt(M_ARENA_MAX,
-    1)``), where the C library is glibc; returns whether it was set.
-
-    glibc gives each thread that allocates its own arena, and the pipeline's reader,
-    model and writer threads (and ONNX Runtime's) each keep freed memory in theirs.
-    Measured on a 2048 x 2048 px VRT with the 2018 U-Net (384 px tiles, fresh
-    processes run side by side): peak RSS 406 MB with one arena against 496 MB, in the
-    same time (201 s against 202 s). Affects allocations made from then on.
-    """
-    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
-        return False
-    try:
-        return bool(ctypes.CDLL("libc.so.6").mallopt(M_ARENA_MAX, 1))
-    except (OSError, AttributeError):
-        return False
 
 
 def physical_memory_bytes() -> int | None:

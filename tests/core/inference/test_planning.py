@@ -5,9 +5,7 @@ limit estimated term by term."""
 from __future__ import annotations
 
 import dataclasses
-import platform
 import re
-import sys
 import tracemalloc
 from pathlib import Path
 
@@ -22,7 +20,6 @@ from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.planning import (
     automatic_tile_size,
     choose_tile_size,
-    limit_malloc_arenas,
     pipeline_memory_bytes,
 )
 from qgis_landcover.core.inference.session import load_session
@@ -248,9 +245,3 @@ def test_default_model_tile_is_chosen_and_tile_size_overrides_it(tmp_path: Path)
     assert any("Tile size 384 px chosen" in m and "8 tiles" in m for m in progress.messages)
     explicit = ClassifyOptions(device="cpu", tile_size=256)
     assert automatic_tile_size(session, explicit, window, 0.0, progress) is None
-
-
-def test_malloc_arenas_are_limited_on_glibc() -> None:
-    """One malloc arena for all threads where the C library is glibc (peak memory)."""
-    glibc = sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc"
-    assert limit_malloc_arenas() is glibc
