@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from osgeo import gdal, osr
+from osgeo import gdal
 
 from ..errors import InputError
 from ..files.atomic import atomic_output
@@ -31,7 +31,7 @@ from ..raster.grid import (
     intersect_bounds,
 )
 from ..raster.read_ahead import read_windows_ahead
-from ..raster.reading import same_crs, warp_to_grid
+from ..raster.reading import same_crs, transform_bounds, warp_to_grid
 from ..raster.writing import create_geotiff, hex_to_rgb, write_qml_paletted
 from .confusion import AGREE, DISAGREE, IGNORED, ConfusionMatrix
 from .remap import check_class_names, format_remap, format_values
@@ -115,7 +115,7 @@ def compared_area(
 ) -> tuple[Window, Bounds]:
     """The window of ``classified`` where both rasters (and ``extent``, in the classified
     CRS, when given) overlap, and those bounds."""
-    reference_bounds = _bounds_in_crs(reference, classified.crs_wkt)
+    reference_bounds = transform_bounds(reference.bounds, reference.crs_wkt, classified.crs_wkt)
     overlap = intersect_bounds(classified.bounds, reference_bounds)
     if overlap is None:
         raise InputError(
@@ -132,24 +132,6 @@ def compared_area(
             )
         overlap = limited
     return classified.window_for_bounds(overlap), overlap
-
-
-def _bounds_in_crs(grid: Grid, crs_wkt: str) -> Bounds:
-    if not grid.crs_wkt or not crs_wkt or same_crs(grid.crs_wkt, crs_wkt):
-        return grid.bounds
-    source, target = osr.SpatialReference(), osr.SpatialReference()
-    source.ImportFromWkt(grid.crs_wkt)
-    target.ImportFromWkt(crs_wkt)
-    for srs in (source, target):
-        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    try:
-        transform = osr.CoordinateTransformation(source, target)
-        xmin, ymin, xmax, ymax = transform.TransformBounds(*grid.bounds, 21)
-    except RuntimeError as error:
-        raise InputError(
-            f"Cannot transform the reference extent to {crs_name(crs_wkt)}: {error}"
-        ) from error
-    return (xmin, ymin, xmax, ymax)
 
 
 def _aligned_window(reference: Grid, target: Grid) -> Window | None:

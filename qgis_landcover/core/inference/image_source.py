@@ -28,16 +28,12 @@ import numpy as np
 from osgeo import osr
 
 from ..raster.grid import Bounds, Grid, Window
-from ..raster.reading import same_crs
+from ..raster.reading import transform_bounds
 from .band_mapping import BandInfo
 from .model_grid import ModelGrid
 from .tile_plan import reflect_pad
 
 osr.UseExceptions()
-
-DENSIFY_POINTS = 21
-"""Points added along each edge of an extent reprojected to another CRS, so that the
-box around it holds its curved edges (QGIS densifies extents likewise)."""
 
 
 @dataclass(frozen=True)
@@ -55,16 +51,7 @@ class Extent:
     def bounds_in(self, crs_wkt: str) -> Bounds:
         """The bounds in ``crs_wkt``: as they are when both CRSs are the same or either
         is unknown, else the smallest box holding the reprojected extent."""
-        if not self.crs_wkt or not crs_wkt or same_crs(self.crs_wkt, crs_wkt):
-            return self.bounds
-        source, target = osr.SpatialReference(), osr.SpatialReference()
-        source.ImportFromWkt(self.crs_wkt)
-        target.ImportFromWkt(crs_wkt)
-        for srs in (source, target):
-            srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-        transform = osr.CoordinateTransformation(source, target)
-        xmin, ymin, xmax, ymax = transform.TransformBounds(*self.bounds, DENSIFY_POINTS)
-        return (xmin, ymin, xmax, ymax)
+        return transform_bounds(self.bounds, self.crs_wkt, crs_wkt)
 
 
 class ImageReader(Protocol):

@@ -18,7 +18,7 @@ import numpy as np
 from osgeo import gdal, osr
 
 from ..errors import InputError
-from .grid import Grid, Window
+from .grid import Bounds, Grid, Window
 
 gdal.UseExceptions()
 osr.UseExceptions()
@@ -119,6 +119,34 @@ def same_crs(a_wkt: str, b_wkt: str) -> bool:
     a.ImportFromWkt(a_wkt)
     b.ImportFromWkt(b_wkt)
     return bool(a.IsSame(b))
+
+
+DENSIFY_POINTS = 21
+"""Points added along each edge when reprojecting bounds (curved edges in the target)."""
+
+
+def transform_bounds(bounds: Bounds, source_wkt: str, target_wkt: str) -> Bounds:
+    """``bounds`` (xmin, ymin, xmax, ymax in ``source_wkt``) as the smallest box holding
+    them in ``target_wkt``; unchanged when both CRSs are the same or either is unknown.
+
+    Raises:
+        InputError: the CRSs cannot be transformed into each other.
+    """
+    if not source_wkt or not target_wkt or same_crs(source_wkt, target_wkt):
+        return bounds
+    source, target = osr.SpatialReference(), osr.SpatialReference()
+    source.ImportFromWkt(source_wkt)
+    target.ImportFromWkt(target_wkt)
+    for srs in (source, target):
+        srs.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    try:
+        transform = osr.CoordinateTransformation(source, target)
+        xmin, ymin, xmax, ymax = transform.TransformBounds(*bounds, DENSIFY_POINTS)
+    except RuntimeError as error:
+        raise InputError(
+            f"Cannot transform the extent {bounds} to the other CRS: {error}"
+        ) from error
+    return (xmin, ymin, xmax, ymax)
 
 
 def same_grid(a: Grid, b: Grid, *, tolerance: float = 1e-6) -> bool:
