@@ -46,9 +46,10 @@ UNKNOWN_MEMORY_LIMIT = 8 * 2**30
 """Memory limit, bytes, where the machine's physical memory cannot be read."""
 MODEL_WORKSPACE_FACTOR = 80
 """ONNX Runtime's working memory on the CPU (the network's activations) per byte of a
-batch's input, with the memory arena off (:mod:`.session`). Measured with the shipped
+batch's input, with memory patterns off (:mod:`.session`). Measured with the shipped
 2018 U-Net (fresh process, peak RSS minus RSS after loading, 2 runs): 79 times the
-input's bytes for one 512 px tile with the arena off, 140 with it on. Other networks
+input's bytes for one 512 px tile with the arena off, 140 with ORT's defaults (arena
+and memory patterns on); arena on with patterns off peaks within ~20 MB of arena off. Other networks
 differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
 TILE_MEMORY_BUDGET = 360 * 2**20
 """Bytes the pipeline's estimate (:func:`pipeline_memory_bytes`, for the full stripe

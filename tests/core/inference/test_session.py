@@ -148,7 +148,8 @@ def test_metadata_tile_size_beyond_memory_is_probed_small(tmp_path: Path) -> Non
 
 
 def test_session_options_are_set_deliberately(tmp_path: Path) -> None:
-    """Threads = physical cores, memory arena off, all graph optimisations; logged."""
+    """Threads = physical cores, arena on with memory patterns off, all graph
+    optimisations; logged."""
     from qgis_landcover.core.inference.session import physical_core_count
 
     model = pointwise_model(tmp_path / "m.onnx", WEIGHTS, contract=contract_for(3))
@@ -156,10 +157,12 @@ def test_session_options_are_set_deliberately(tmp_path: Path) -> None:
     session = load_session(model, "cpu", progress=progress)
     options = session.session.get_session_options()
     assert options.intra_op_num_threads == physical_core_count()
-    assert options.enable_cpu_mem_arena is False
+    assert options.enable_cpu_mem_arena is True
+    assert options.enable_mem_pattern is False
     assert str(options.graph_optimization_level).endswith("ORT_ENABLE_ALL")
     assert options.optimized_model_filepath == ""  # not worth caching (see session_options)
     assert any(
-        f"{physical_core_count()} intra-op threads (physical cores), memory arena off" in m
+        f"{physical_core_count()} intra-op threads (physical cores), memory arena on, "
+        "memory pattern off" in m
         for m in progress.messages
     )
