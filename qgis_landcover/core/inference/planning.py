@@ -181,18 +181,14 @@ def automatic_tile_size(
     stripe_width = options.stripe_width
 
     def fits(tile: int) -> bool:
-        return (
-            pipeline_memory_bytes(
-                tile_size=tile,
-                margin=contract.output_margin,
-                bands=contract.num_bands,
-                classes=contract.num_classes,
-                batch_size=batch,
-                stripe_width=stripe_width,
-                workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
-            )
-            <= budget
+        needed = session_memory_bytes(
+            session,
+            tile_size=tile,
+            margin=contract.output_margin,
+            batch_size=batch,
+            stripe_width=stripe_width,
         )
+        return needed <= budget
 
     choice = choose_tile_size(
         margin=contract.output_margin,
@@ -253,6 +249,23 @@ def planned_overlap(session: ModelSession, requested: float | None, progress: Pr
         )
         return MAX_OVERLAP_PERCENT
     return overlap
+
+
+def session_memory_bytes(
+    session: ModelSession, *, tile_size: int, margin: int, batch_size: int, stripe_width: int
+) -> int:
+    """:func:`pipeline_memory_bytes` for ``session``'s model: its bands and classes, and
+    ONNX Runtime's working memory counted only on the CPU (on a GPU it is the GPU's)."""
+    contract = session.contract
+    return pipeline_memory_bytes(
+        tile_size=tile_size,
+        margin=margin,
+        bands=contract.num_bands,
+        classes=contract.num_classes,
+        batch_size=batch_size,
+        stripe_width=stripe_width,
+        workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
+    )
 
 
 def pipeline_memory_bytes(
@@ -366,14 +379,12 @@ def fitted_batch_size(
     stripe_width = max(s.width for s in stripes)
 
     def need(batch_size: int, tile_size: int = plan.tile_size) -> int:
-        return pipeline_memory_bytes(
+        return session_memory_bytes(
+            session,
             tile_size=tile_size,
             margin=plan.margin,
-            bands=contract.num_bands,
-            classes=contract.num_classes,
             batch_size=batch_size,
             stripe_width=stripe_width,
-            workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
         )
 
     needed = need(batch)
