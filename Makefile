@@ -24,7 +24,7 @@ help:
 	@echo "make test-qgis340  the plugin's tests and the demo on QGIS 3.40 (Debian 13 chroot, root)"
 	@echo "make setup   install QGIS (Debian) and the Python requirements into .venv"
 	@echo "make package build $(ZIP) for QGIS's 'Install from ZIP'"
-	@echo "make lint    ruff"
+	@echo "make lint    ruff, bandit (plugin repository scan), Qt 6 check"
 	@echo "make bench   benchmarks (bench/), printing measured ratios"
 	@echo "make train-demo  train a small model on the shipped patches and export it"
 
@@ -43,9 +43,13 @@ test: setup
 test-qgis340:
 	@bash scripts/test_qgis340.sh
 
+# bandit: the plugin repository scans every upload with it (nosec only with a reason);
+# check_qt6: what breaks with PyQt6 / QGIS 4 (scoped enums, qgis.PyQt imports, exec()).
 lint: setup
 	$(VENV)/bin/ruff check .
 	$(VENV)/bin/ruff format --check .
+	$(VENV)/bin/bandit -q -r qgis_landcover
+	QT_QPA_PLATFORM=offscreen $(PYTHON) scripts/check_qt6.py qgis_landcover
 
 package: setup
 	@$(PYTHON) scripts/package.py --output $(ZIP)

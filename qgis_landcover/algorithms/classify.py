@@ -150,7 +150,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         batch = QgsProcessingParameterNumber(
             self.BATCH_SIZE,
             "Batch size (tiles per model call)",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             defaultValue=0,
             minValue=0,
         )
@@ -163,7 +163,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         tile = QgsProcessingParameterNumber(
             self.TILE_SIZE,
             "Tile size (pixels)",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             defaultValue=0,
             minValue=0,
         )
@@ -178,7 +178,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         overlap = QgsProcessingParameterNumber(
             self.OVERLAP,
             "Tile overlap (%)",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             optional=True,
             minValue=0.0,
             maxValue=MAX_OVERLAP_PERCENT,
@@ -213,7 +213,9 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "only). The variant used and why is written to the log."
         )
         for parameter in (tile, overlap, input_range, overviews, precision):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(
+                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
+            )
             self.addParameter(parameter)
         output = QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover")
         output.setHelp(

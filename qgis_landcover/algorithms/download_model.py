@@ -129,7 +129,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         catalogue = QgsProcessingParameterFile(
             self.CATALOGUE,
             "Extra model catalogue",
-            behavior=QgsProcessingParameterFile.File,
+            behavior=QgsProcessingParameterFile.Behavior.File,
             fileFilter="Model catalogues (*.json *.md)",
             optional=True,
         )
@@ -147,7 +147,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         time_limit = QgsProcessingParameterNumber(
             self.TIME_LIMIT,
             "Time limit for the whole download (seconds, 0 = none)",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             defaultValue=DownloadOptions.time_limit,
             optional=True,  # models saved before it existed stay valid
             minValue=0,
@@ -159,7 +159,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
         stall_timeout = QgsProcessingParameterNumber(
             self.STALL_TIMEOUT,
             "Stall timeout (seconds without data)",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             defaultValue=DownloadOptions.read_timeout,
             optional=True,
             minValue=1,
@@ -169,7 +169,9 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "nothing for this many seconds."
         )
         for parameter in (catalogue, allow_http, time_limit, stall_timeout):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(
+                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
+            )
             self.addParameter(parameter)
         self.addOutput(QgsProcessingOutputFile(self.MODEL_PATH, "Model file"))
         self.addOutput(QgsProcessingOutputString(self.MODEL_SHA256, "Model SHA-256"))

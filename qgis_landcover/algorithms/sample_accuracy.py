@@ -143,7 +143,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         band.setHelp("The band holding the classes; may be unset for single-band rasters.")
         self.addParameter(band)
         points = QgsProcessingParameterFeatureSource(
-            self.POINTS, "Validation points", [QgsProcessing.TypeVectorPoint]
+            self.POINTS, "Validation points", [QgsProcessing.SourceType.TypeVectorPoint]
         )
         points.setHelp("Point layer in any CRS, one reference class per point.")
         self.addParameter(points)
@@ -186,7 +186,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         source = self.parameterAsSource(parameters, self.POINTS, context)
         if source is None:
             raise QgsProcessingException(self.invalidSourceError(parameters, self.POINTS))
-        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.PointGeometry:
+        if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PointGeometry:
             raise QgsProcessingException("The validation layer must hold points.")
         field_name = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)
         transform = QgsCoordinateTransform(

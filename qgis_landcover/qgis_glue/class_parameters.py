@@ -54,7 +54,7 @@ def add_class_parameters(algorithm: QgsProcessingAlgorithm) -> None:
     algorithm.addParameter(ignore)
     names = QgsProcessingParameterString(CLASS_NAMES, "Class names", optional=True)
     names.setHelp(NAMES_HELP)
-    names.setFlags(names.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+    names.setFlags(names.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
     algorithm.addParameter(names)
 
 

@@ -72,5 +72,5 @@ class QgisProcessProgress(FeedbackProgress):
 
     def is_cancelled(self) -> bool:
         if self.pump_events:
-            QCoreApplication.processEvents(QEventLoop.ExcludeUserInputEvents)
+            QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.ExcludeUserInputEvents)
         return super().is_cancelled()

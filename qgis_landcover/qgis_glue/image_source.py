@@ -46,15 +46,15 @@ def image_source(raster: RasterInput, feedback: QgsProcessingFeedback | None) ->
     return ProviderImageSource(raster.layer, feedback)
 
 
-ARGB_TYPES = (Qgis.ARGB32, Qgis.ARGB32_Premultiplied)
+ARGB_TYPES = (Qgis.DataType.ARGB32, Qgis.DataType.ARGB32_Premultiplied)
 NUMPY_TYPES = {
-    Qgis.Byte: np.uint8,
-    Qgis.UInt16: np.uint16,
-    Qgis.Int16: np.int16,
-    Qgis.UInt32: np.uint32,
-    Qgis.Int32: np.int32,
-    Qgis.Float32: np.float32,
-    Qgis.Float64: np.float64,
+    Qgis.DataType.Byte: np.uint8,
+    Qgis.DataType.UInt16: np.uint16,
+    Qgis.DataType.Int16: np.int16,
+    Qgis.DataType.UInt32: np.uint32,
+    Qgis.DataType.Int32: np.int32,
+    Qgis.DataType.Float32: np.float32,
+    Qgis.DataType.Float64: np.float64,
 }
 RGBA_BANDS = [
     BandInfo(1, "", "red"),
@@ -86,7 +86,7 @@ def provider_grid(layer: QgsRasterLayer, resolution_m: float, bounds: Bounds | N
     extent = layer.extent()
     crs_wkt = layer.crs().toWkt()
     provider = layer.dataProvider()
-    if provider.capabilities() & QgsRasterDataProvider.Size and provider.xSize() > 0:
+    if provider.capabilities() & QgsRasterDataProvider.Capability.Size and provider.xSize() > 0:
         return Grid(
             crs_wkt,
             (
@@ -181,7 +181,7 @@ class ProviderReader:
             # 0xAARRGGBB words: little-endian bytes are B, G, R, A.
             bgra = pixels.view(np.uint8).reshape(*window.shape, 4)
             rgba = bgra[..., [2, 1, 0, 3]].transpose(2, 0, 1).astype(np.float32)
-            if self.provider.dataType(1) == Qgis.ARGB32_Premultiplied:
+            if self.provider.dataType(1) == Qgis.DataType.ARGB32_Premultiplied:
                 alpha = rgba[3]
                 scale = np.where(alpha > 0, 255.0 / np.maximum(alpha, 1.0), 0.0)
                 rgba[:3] *= scale
@@ -215,7 +215,7 @@ class ProviderImageSource:
         self.provider = layer.dataProvider().clone()
         if (
             self.provider.providerCapabilities()
-            & QgsRasterDataProvider.ProviderHintCanPerformProviderResampling
+            & QgsRasterDataProvider.ProviderCapability.ProviderHintCanPerformProviderResampling
         ):
             self.provider.enableProviderResampling(True)
             self.provider.setZoomedInResamplingMethod(

@@ -10,10 +10,10 @@ from qgis.core import QgsNetworkAccessManager
 from qgis.PyQt.QtNetwork import QNetworkProxy
 
 PROXY_SCHEMES = {
-    QNetworkProxy.HttpProxy: "http",
-    QNetworkProxy.HttpCachingProxy: "http",
+    QNetworkProxy.ProxyType.HttpProxy: "http",
+    QNetworkProxy.ProxyType.HttpCachingProxy: "http",
     # socks5h: the proxy resolves host names (needs PySocks for requests).
-    QNetworkProxy.Socks5Proxy: "socks5h",
+    QNetworkProxy.ProxyType.Socks5Proxy: "socks5h",
 }
 """``requests`` URL scheme of each QGIS proxy type that has one."""
 

@@ -178,7 +178,10 @@ class NamedEnumParameter(QgsProcessingParameterEnum):
 
     def option_name(self, value: Any) -> str | None:
         """The option ``value`` names (by name, index or index as text), or ``None``."""
-        if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.StaticProperty:
+        if (
+            isinstance(value, QgsProperty)
+            and value.propertyType() == QgsProperty.Type.StaticProperty
+        ):
             value = value.staticValue()
         options = self.options()
         if isinstance(value, float) and value.is_integer():
@@ -226,7 +229,7 @@ def number_problem(definition: QgsProcessingParameterNumber, value: Any) -> str:
     range (naming the range; QGIS says only "Incorrect parameter value") or text that is
     no number (QGIS lets it pass as "not set" for optional numbers). ``""`` when nothing
     is, or when it is not a plain number or text: QGIS checks those."""
-    if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.StaticProperty:
+    if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.Type.StaticProperty:
         value = value.staticValue()
     if isinstance(value, bool) or not isinstance(value, str | int | float):
         return ""

@@ -56,7 +56,7 @@ def gdal_file_value(value: Any, context: QgsProcessingContext) -> str | None:
     """``value`` when it names a local file GDAL reads as a raster and that is not a
     layer already loaded in the project or ``context``; else ``None`` (see the module's
     docstring for why such files are never loaded as QGIS layers)."""
-    if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.StaticProperty:
+    if isinstance(value, QgsProperty) and value.propertyType() == QgsProperty.Type.StaticProperty:
         value = value.staticValue()
     if not isinstance(value, str) or not value.strip():
         return None

@@ -16,6 +16,7 @@ from collections.abc import Iterable, Mapping, Sequence
 
 import numpy as np
 
+from ..errors import LandcoverError
 from .statistics import AgreementStatistics, accuracy_statistics
 from .value_codes import ClassRule, ValueEncoder
 
@@ -77,9 +78,11 @@ class ConfusionMatrix:
         """Like :meth:`update`, and also return a uint8 array shaped like the inputs:
         :data:`AGREE`, :data:`DISAGREE`, or :data:`IGNORED` (either side ignored)."""
         index = self._count(predicted, reference)
-        assert self._predicted is not None and self._reference is not None
-        p_class, p_ignored = self.predicted_rule.classify(self._predicted.values)
-        r_class, r_ignored = self.reference_rule.classify(self._reference.values)
+        encoders = self._predicted, self._reference
+        if encoders[0] is None or encoders[1] is None:  # _count sets both, always
+            raise LandcoverError("internal error: the confusion matrix has no value encoders")
+        p_class, p_ignored = self.predicted_rule.classify(encoders[0].values)
+        r_class, r_ignored = self.reference_rule.classify(encoders[1].values)
         table = np.where(p_class[:, None] == r_class[None, :], AGREE, DISAGREE).astype(np.uint8)
         table[p_ignored, :] = IGNORED
         table[:, r_ignored] = IGNORED

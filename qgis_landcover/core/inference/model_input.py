@@ -196,10 +196,10 @@ class InputCheck:
             return
         low, high = self.accepted
         accepted = f"{low:g}-{high:g}"
-        if self.rescale is not None:
+        # Without INPUT_RANGE, ``accepted`` came from the model's expectation.
+        if self.rescale is not None or expectation is None:
             wanted = f"the input range {accepted} given (INPUT_RANGE)"
         else:
-            assert expectation is not None
             wanted = (
                 f"{self.model} expects {expectation.dtype} values {accepted} ({expectation.origin})"
             )

@@ -331,7 +331,8 @@ def resolve_model(
         )
     if entry.file is not None:
         return _local_model(entry.file, expected or entry.sha256, entry=entry)
-    assert entry.url is not None  # a catalogue entry has a url or a file
+    if entry.url is None:  # the catalogue reader requires one of the two; never trust it
+        raise InputError(f"The catalogue entry {entry.name!r} gives neither a file nor a url.")
     return fetch_model(
         entry.url, sha256=expected or entry.sha256, size=entry.size, label=entry.name, **fetch
     )

@@ -7,10 +7,10 @@ Errors from GDAL are turned into :class:`InputError` with a message that names t
 
 from __future__ import annotations
 
+import html
 import os
 from collections.abc import Mapping, Sequence
 from pathlib import Path
-from xml.sax.saxutils import escape
 
 from osgeo import gdal
 
@@ -116,7 +116,7 @@ def write_qml_paletted(
     a legend; values without a colour are not drawn."""
     entries = "\n".join(
         f'        <paletteEntry value="{value}" color="#{r:02x}{g:02x}{b:02x}" alpha="255" '
-        f'label="{escape(names.get(value, str(value)), {chr(34): "&quot;"})}"/>'
+        f'label="{html.escape(names.get(value, str(value)), quote=True)}"/>'
         for value, (r, g, b) in sorted(colors.items())
     )
     qml = f"""<!DOCTYPE qgis PUBLIC 'http://mrcc.com/qgis.dtd' 'SYSTEM'>
