@@ -27,6 +27,7 @@ from osgeo import gdal, ogr, osr
 
 from ..errors import InputError
 from ..files.atomic import atomic_output
+from ..inference.classified_output import class_palette
 from ..inference.image_source import Extent
 from ..inference.model_grid import plan_model_grid
 from ..inference.pipeline import ClassifyOptions
@@ -392,7 +393,7 @@ def build_job(
         mask_wkt=mask_wkt,
         bands=tuple(bands) if bands is not None else None,
         options=options,
-        class_names=tuple(sorted(_class_names(contract).items())),
+        class_names=tuple(sorted(class_palette(contract)[1].items())),
     )
     progress.info(
         f"{len(tiles)} input rasters; output {grid.width} x {grid.height} px over "
@@ -405,14 +406,6 @@ def _inside(path: str, folder: Path) -> bool:
     if path.startswith("/vsi") or "://" in path:
         return False
     return Path(path).resolve().is_relative_to(folder)
-
-
-def _class_names(contract: ModelContract) -> dict[int, str]:
-    """Output class value -> name (the contract's value mapping applied)."""
-    return {
-        contract.class_values.get(channel, channel + 1): name
-        for channel, name in contract.class_names.items()
-    }
 
 
 def _mask_wkt(path: Path, crs_wkt: str) -> str:

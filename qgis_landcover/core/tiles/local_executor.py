@@ -2,57 +2,189 @@
 """Chunks run by a pool of worker processes on this machine (the default executor).
 
 Each worker process loads the model once (``inference.session``'s cache) and runs
-chunks one after another. Workers are started with the ``spawn`` method, on a real
-Python interpreter: inside QGIS ``sys.executable`` is the QGIS binary, which cannot
-run a worker (:func:`worker_python`). The number of workers is chosen from the
-physical cores and the memory one worker needs (:func:`choose_workers`).
+chunks one after another. Workers are started with the ``spawn`` method (no forked
+copy of QGIS's threads and GDAL caches) on a real Python interpreter: inside QGIS
+``sys.executable`` is the QGIS binary, which cannot run a worker
+(:func:`worker_python`). The number of workers is chosen from the physical cores and
+the memory one worker needs (:func:`choose_workers`); on Linux each worker is pinned
+to its own share of the cores, so its ONNX Runtime session (one intra-op thread per
+physical core it may run on) does not fight the others for them.
+
+A worker that dies (killed, out of memory) breaks the pool: the chunks it was running
+are run again in a new pool, and a chunk that breaks the pool twice is recorded as
+failed. Cancelling stops scheduling and terminates the workers: their temporary
+files are deleted by their SIGTERM handler (:mod:`..files.temporary`) and by the next
+run of the same chunk, so no partial output is ever left under a chunk's name.
 """
 
 from __future__ import annotations
 
+import concurrent.futures as futures
+import contextlib
+import multiprocessing
+import os
+import queue
+import shutil
+import sys
+import time
 from collections.abc import Callable, Sequence
+from concurrent.futures.process import BrokenProcessPool
+from dataclasses import replace
+from pathlib import Path
+from typing import Any
 
-from .chunk_runner import ChunkResult
+from ..errors import LandcoverError
+from ..inference.planning import (
+    CPU_BATCH_SIZE,
+    MEMORY_FRACTION,
+    physical_memory_bytes,
+    pipeline_memory_bytes,
+)
+from ..inference.session import CPU, available_providers, physical_core_count
+from ..models.contract import read_contract
+from .chunk_runner import ChunkResult, failed_result, run_chunk
 from .job import Chunk, TilesJob
+
+SESSION_OVERHEAD_BYTES = 300 * 1024**2
+"""ONNX Runtime, GDAL and Python in a worker before any array (measured: a worker
+process with the 2018 U-Net session loaded holds about 250 MB RSS)."""
+
+POLL_SECONDS = 0.2
+"""How often the driver looks at the cancel flag while chunks run."""
+
+MAX_POOL_BREAKS = 2
+"""A chunk running when a worker died this many times is recorded as failed."""
+
+
+def _is_python(path: str | os.PathLike[str] | None) -> bool:
+    if not path:
+        return False
+    candidate = Path(path)
+    return (
+        candidate.name.lower().startswith("python")
+        and candidate.is_file()
+        and os.access(candidate, os.X_OK)
+    )
 
 
 def worker_python() -> str:
     """The Python interpreter for worker processes: ``sys.executable`` when it is a
-    Python, else ``sys._base_executable``, else ``python3`` beside it or in
-    ``sys.prefix``'s ``bin``, else ``python3`` on the PATH.
+    Python, else ``sys._base_executable``, else ``pythonX.Y`` / ``python3`` /
+    ``python`` in ``sys.prefix`` (``bin/`` on Unix), else on the PATH. Same version as
+    this one: the workers get this process's ``sys.path`` and import the same packages.
 
     Raises:
         LandcoverError: no Python interpreter found.
     """
-    raise NotImplementedError
+    version = f"{sys.version_info.major}.{sys.version_info.minor}"
+    if _is_python(sys.executable):
+        return sys.executable
+    base = getattr(sys, "_base_executable", None)
+    if _is_python(base):
+        return str(base)
+    names = (f"python{version}", "python3", "python", "python.exe")
+    for prefix in dict.fromkeys((sys.prefix, sys.exec_prefix, sys.base_prefix)):
+        for folder in (Path(prefix) / "bin", Path(prefix)):
+            for name in names:
+                if _is_python(folder / name):
+                    return str(folder / name)
+    for name in names[:2]:
+        found = shutil.which(name)
+        if _is_python(found):
+            return str(found)
+    raise LandcoverError(
+        f"No Python {version} interpreter found to start worker processes "
+        f"({sys.executable} is not one); give 1 worker or use the command line tool."
+    )
 
 
 def worker_memory_bytes(job: TilesJob) -> int:
     """Memory one worker needs for ``job`` (bytes, estimated): the pipeline's arrays
-    for the model's tile and automatic batch (``inference.planning``), the model
-    session, and one chunk's output."""
-    raise NotImplementedError
+    for the model's tile and the CPU's automatic batch (``inference.planning``), the
+    model (three times its file: the graph, its optimised copy, the weights), the
+    session and libraries (:data:`SESSION_OVERHEAD_BYTES`), and one chunk's output
+    counted twice (the raw classification and its copy)."""
+    contract = read_contract(job.model)
+    options = job.options
+    tile = options.tile_size or contract.tile_size
+    pipeline = pipeline_memory_bytes(
+        tile_size=tile,
+        margin=contract.output_margin,
+        bands=contract.num_bands,
+        classes=contract.num_classes,
+        batch_size=options.batch_size or CPU_BATCH_SIZE,
+        stripe_width=min(options.stripe_width, job.chunk_size),
+    )
+    model = 3 * Path(job.model).stat().st_size
+    return pipeline + model + SESSION_OVERHEAD_BYTES + 2 * job.chunk_size**2
+
+
+def _uses_gpu(device: str) -> bool:
+    if device in ("cuda", "tensorrt"):
+        return True
+    return device == "auto" and any(p != CPU for p in available_providers())
 
 
 def choose_workers(job: TilesJob, chunks: int, requested: int | None = None) -> int:
-    """Workers to start: ``requested`` (at least 1), or as many as there are physical
-    cores and memory for (each worker's ONNX Runtime then uses cores / workers
-    threads), never more than ``chunks``."""
-    raise NotImplementedError
+    """Workers to start: ``requested`` (at least 1), else one on a GPU (one device
+    runs one model at a time), else as many as there are physical cores and memory
+    (:data:`~..inference.planning.MEMORY_FRACTION` of it) for; never more than
+    ``chunks``."""
+    if requested:
+        return max(1, min(requested, chunks))
+    if _uses_gpu(job.device):
+        return 1
+    cores = physical_core_count()
+    memory = physical_memory_bytes()
+    need = worker_memory_bytes(job)
+    by_memory = cores if memory is None else int(MEMORY_FRACTION * memory // need)
+    return max(1, min(cores, by_memory, chunks))
 
 
-class LocalExecutor:
-    """:class:`~.executor.ChunkExecutor` over a process pool on this machine.
+def core_groups(workers: int) -> list[list[int]]:
+    """The CPUs this process may use, split into ``workers`` groups of whole physical
+    cores (hyperthread siblings together), cores dealt round-robin; an empty list where
+    affinity cannot be read or set (not Linux) or cores are fewer than workers."""
+    try:
+        allowed = sorted(os.sched_getaffinity(0))
+    except (AttributeError, OSError):
+        return []
+    cores: dict[tuple[str, str], list[int]] = {}
+    for cpu in allowed:
+        topology = Path(f"/sys/devices/system/cpu/cpu{cpu}/topology")
+        try:
+            key = (
+                (topology / "physical_package_id").read_text().strip(),
+                (topology / "core_id").read_text().strip(),
+            )
+        except OSError:
+            key = ("", str(cpu))
+        cores.setdefault(key, []).append(cpu)
+    if len(cores) < workers:
+        return []
+    groups: list[list[int]] = [[] for _ in range(workers)]
+    for index, cpus in enumerate(cores.values()):
+        groups[index % workers].extend(cpus)
+    return groups
 
-    Args:
-        workers: worker processes, or ``None`` to choose (:func:`choose_workers`).
-    """
 
-    def __init__(self, workers: int | None = None) -> None:
-        self.workers = workers
+def _init_worker(groups: Any) -> None:
+    """Worker start: take one group of cores (Linux) so this worker's ONNX Runtime
+    threads match its share of the machine."""
+    try:
+        cpus = groups.get_nowait()
+    except queue.Empty:  # more workers started than groups (a replaced worker): unpinned
+        return
+    with contextlib.suppress(AttributeError, OSError):
+        os.sched_setaffinity(0, cpus)
+
+
+class InProcessExecutor:
+    """Runs the chunks one after another in this process: tests, debugging, and
+    callers that already run in a worker of their own."""
 
     def describe(self) -> str:
-        return f"{self.workers or 'automatic'} local worker processes"
+        return "this process"
 
     def run(
         self,
@@ -61,4 +193,131 @@ class LocalExecutor:
         on_result: Callable[[ChunkResult], None],
         is_cancelled: Callable[[], bool],
     ) -> None:
-        raise NotImplementedError
+        for chunk in chunks:
+            if is_cancelled():
+                return
+            on_result(run_chunk(job, chunk))
+
+
+class LocalExecutor:
+    """:class:`~.executor.ChunkExecutor` over a pool of worker processes here.
+
+    Args:
+        workers: worker processes, or ``None`` to choose (:func:`choose_workers`).
+    """
+
+    def __init__(self, workers: int | None = None) -> None:
+        if workers is not None and workers < 0:
+            raise LandcoverError(f"The number of workers must be positive, got {workers}.")
+        self.workers = workers or None
+        self.started_workers = 0
+
+    def describe(self) -> str:
+        count = self.started_workers or self.workers
+        return f"{count} local worker processes" if count else "local worker processes"
+
+    def run(
+        self,
+        job: TilesJob,
+        chunks: Sequence[Chunk],
+        on_result: Callable[[ChunkResult], None],
+        is_cancelled: Callable[[], bool],
+    ) -> None:
+        if not chunks:
+            return
+        workers = choose_workers(job, len(chunks), self.workers)
+        self.started_workers = workers
+        if job.options.memory_limit_bytes is None and not _uses_gpu(job.device):
+            memory = physical_memory_bytes()
+            if memory is not None:
+                share = int(MEMORY_FRACTION * memory / workers)
+                job = replace(job, options=replace(job.options, memory_limit_bytes=share))
+        todo: list[Chunk] = list(chunks)
+        breaks: dict[str, int] = {}
+        while todo and not is_cancelled():
+            todo = self._run_pool(job, todo, workers, breaks, on_result, is_cancelled)
+
+    def _run_pool(
+        self,
+        job: TilesJob,
+        todo: list[Chunk],
+        workers: int,
+        breaks: dict[str, int],
+        on_result: Callable[[ChunkResult], None],
+        is_cancelled: Callable[[], bool],
+    ) -> list[Chunk]:
+        """Run ``todo`` in one pool; return the chunks to run again in a new pool
+        (a worker died), empty when all are reported or the run was cancelled."""
+        context = multiprocessing.get_context("spawn")
+        python = worker_python()
+        if python != sys.executable:
+            context.set_executable(python)
+        groups = context.Queue()
+        for group in core_groups(workers):
+            groups.put(group)
+        pool = futures.ProcessPoolExecutor(
+            max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(groups,)
+        )
+        pending = list(todo)
+        running: dict[futures.Future[ChunkResult], Chunk] = {}
+        again: list[Chunk] = []
+        try:
+            while pending or running:
+                if is_cancelled():
+                    _terminate(pool)
+                    return []
+                # Keep at most one waiting chunk per worker: a cancel then stops
+                # scheduling at once, and a broken pool takes few chunks with it.
+                while pending and len(running) < 2 * workers:
+                    chunk = pending.pop(0)
+                    try:
+                        running[pool.submit(run_chunk, job, chunk)] = chunk
+                    except BrokenProcessPool:
+                        pending.insert(0, chunk)
+                        break
+                done, _ = futures.wait(
+                    running, timeout=POLL_SECONDS, return_when=futures.FIRST_COMPLETED
+                )
+                broken = False
+                for future in done:
+                    chunk = running.pop(future)
+                    try:
+                        on_result(future.result())
+                    except BrokenProcessPool:
+                        broken = True
+                        breaks[chunk.id] = breaks.get(chunk.id, 0) + 1
+                        if breaks[chunk.id] >= MAX_POOL_BREAKS:
+                            on_result(
+                                failed_result(
+                                    job,
+                                    chunk,
+                                    "The worker process running this chunk died "
+                                    f"{MAX_POOL_BREAKS} times (out of memory, or killed).",
+                                )
+                            )
+                        else:
+                            again.append(chunk)
+                if broken:
+                    # Every chunk still running or waiting goes to the next pool.
+                    again += list(running.values()) + pending
+                    running.clear()
+                    return again
+            return []
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+            groups.close()
+
+
+def _terminate(pool: futures.ProcessPoolExecutor) -> None:
+    """Stop ``pool`` now: queued chunks are dropped, running ones abandoned (their
+    workers get SIGTERM, which deletes their temporary files)."""
+    processes = list(getattr(pool, "_processes", {}).values())
+    pool.shutdown(wait=False, cancel_futures=True)
+    for process in processes:
+        if process.is_alive():
+            process.terminate()
+    deadline = time.monotonic() + 10.0
+    for process in processes:
+        process.join(max(0.0, deadline - time.monotonic()))
+        if process.is_alive():
+            process.kill()

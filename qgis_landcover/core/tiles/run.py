@@ -9,12 +9,27 @@ all classified chunks and the areas CSV, atomically.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
-from ..progress import Progress
+from osgeo import gdal
+
+from ..errors import CancelledError, InputError
+from ..files.atomic import atomic_output
+from ..inference.classified_output import NODATA, class_palette, qml_path
+from ..models.contract import read_contract
+from ..progress import NullProgress, Progress, TimeEstimate
+from ..raster.writing import write_qml_paletted
+from ..units import format_duration
+from .areas import add_areas, area_lines, format_areas, write_areas_csv
+from .chunk_runner import DONE, ChunkResult
 from .executor import ChunkExecutor
-from .job import TilesJob
+from .job import Chunk, TilesJob, plan_chunks
+from .manifest import ChunkRecord, is_finished, open_manifest
+
+gdal.UseExceptions()
 
 
 @dataclass(frozen=True)
@@ -55,5 +70,124 @@ def run_tiles_job(
     (``progress.is_cancelled()``) stops scheduling: finished chunks are recorded, the
     mosaic and CSV are written over what is done, and :class:`~..errors.CancelledError`
     is raised.
+
+    Raises:
+        InputError: nothing to classify (no chunk planned); CancelledError: cancelled.
     """
-    raise NotImplementedError
+    progress = progress or NullProgress()
+    started = time.perf_counter()
+    chunks = plan_chunks(job)
+    if not chunks:
+        raise InputError("No chunk to classify: the extent or mask leaves nothing.")
+    by_id = {chunk.id: chunk for chunk in chunks}
+    reported: dict[str, ChunkResult] = {}
+    with open_manifest(job.manifest_path, job.crs_wkt) as manifest:
+        records = manifest.records()
+        todo = [c for c in chunks if not is_finished(records.get(c.id), job, c)]
+        skipped = len(chunks) - len(todo)
+        manifest.add_pending(job, todo)
+        progress.info(
+            f"{len(chunks)} chunks of {job.chunk_size} px: {skipped} already done "
+            f"(manifest {job.manifest_path.name}), {len(todo)} to run on "
+            f"{executor.describe()}."
+        )
+        estimate = TimeEstimate(len(todo), "chunks", progress)
+
+        def on_result(result: ChunkResult) -> None:
+            chunk = by_id.get(result.chunk_id)
+            if chunk is None or result.chunk_id in reported:
+                return  # a duplicate (a chunk re-run elsewhere) or not this job's
+            reported[result.chunk_id] = result
+            manifest.record(job, chunk, result)
+            if not result.ok:
+                progress.warning(f"Chunk {chunk.id} failed: {result.error}")
+            progress.set_progress(100.0 * len(reported) / len(todo))
+            estimate.update(len(reported))
+
+        if todo:
+            executor.run(job, todo, on_result, progress.is_cancelled)
+        records = manifest.records()
+    done_now = sum(1 for r in reported.values() if r.ok)
+    failed = len(reported) - done_now
+    pending = len(todo) - len(reported)
+    finished = [c for c in chunks if _done(records.get(c.id), c)]
+    mosaic = write_output_mosaic(job, finished) if finished else None
+    areas_csv = write_job_areas(job, finished, records, progress) if finished else None
+    result = TilesJobResult(
+        chunks_total=len(chunks),
+        chunks_done=done_now,
+        chunks_skipped=skipped,
+        chunks_failed=failed,
+        chunks_pending=pending,
+        pixels_classified=sum(records[c.id].pixels for c in finished),
+        mosaic=mosaic,
+        manifest=job.manifest_path,
+        areas_csv=areas_csv,
+        seconds=time.perf_counter() - started,
+        cancelled=pending > 0 and progress.is_cancelled(),
+    )
+    progress.info(
+        f"Chunks: {done_now} done, {skipped} skipped (done before), {failed} failed, "
+        f"{pending} not run; {result.pixels_classified:,} pixels classified in "
+        f"{format_duration(result.seconds)}."
+    )
+    if result.cancelled:
+        raise CancelledError(
+            f"Cancelled by the user after {done_now} of {len(todo)} chunks; run the same "
+            "job again to finish it (done chunks are skipped)."
+        )
+    return result
+
+
+def _done(record: ChunkRecord | None, chunk: Chunk) -> bool:
+    return record is not None and record.status == DONE and Path(chunk.output).is_file()
+
+
+def write_output_mosaic(job: TilesJob, chunks: Sequence[Chunk]) -> Path:
+    """Write the VRT over the classified ``chunks`` (paths relative to it, so the
+    output folder can be moved) on the job's whole grid, with the model's style
+    (``.qml``) beside it; atomically."""
+    target = job.output_mosaic
+    bounds = job.grid.bounds
+    with atomic_output(target) as temporary:
+        vrt = gdal.BuildVRT(
+            str(temporary),
+            [c.output for c in chunks],
+            outputBounds=bounds,
+            resolution="user",
+            xRes=job.grid.resolution[0],
+            yRes=job.grid.resolution[1],
+            srcNodata=NODATA,
+            VRTNodata=NODATA,
+        )
+        if vrt is None:
+            raise InputError(f"GDAL could not build the mosaic {target}.")
+        vrt.FlushCache()
+        vrt = None
+    colors, names = class_palette(read_contract(job.model))
+    write_qml_paletted(qml_path(target), colors, names)
+    return target
+
+
+def write_job_areas(
+    job: TilesJob,
+    chunks: Sequence[Chunk],
+    records: dict[str, ChunkRecord],
+    progress: Progress,
+) -> Path:
+    """Write the areas CSV (each chunk, then the total) and log the total."""
+    names = dict(job.class_names)
+    lines = []
+    total: dict[int, tuple[int, float]] = {}
+    for chunk in chunks:
+        record = records[chunk.id]
+        areas = {
+            value: (record.class_counts.get(value, 0), area)
+            for value, area in record.class_areas_m2.items()
+        }
+        add_areas(total, areas)
+        lines += area_lines(chunk.id, areas, names)
+    totals = area_lines("total", total, names)
+    path = write_areas_csv(job.areas_path, [*lines, *totals])
+    progress.info("Class areas over the done chunks:\n" + format_areas(totals))
+    return path
