@@ -27,4 +27,7 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     from .sample_accuracy import SampleAccuracyAlgorithm
 
     classes.append(SampleAccuracyAlgorithm)
+    from .sample_design import SampleDesignAlgorithm
+
+    classes.append(SampleDesignAlgorithm)
     return classes

@@ -1,0 +1,95 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""Point layers the algorithms write (sample designs, suggested points): coordinates
+from the core (numpy arrays in a raster's CRS) and one column per attribute, into a
+Processing feature sink."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import numpy as np
+from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsFeature,
+    QgsFeatureSink,
+    QgsField,
+    QgsFields,
+    QgsGeometry,
+    QgsPointXY,
+    QgsProcessingAlgorithm,
+    QgsProcessingContext,
+    QgsProcessingException,
+    QgsWkbTypes,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from .parameters import is_unset
+
+
+@dataclass(frozen=True)
+class PointField:
+    """One attribute column.
+
+    Attributes:
+        name: the field name.
+        kind: ``QVariant.Int``, ``QVariant.Double`` or ``QVariant.String``.
+        values: one value per point; ``None``: NULL for every point (a field for the
+            user to fill).
+    """
+
+    name: str
+    kind: QVariant.Type
+    values: Sequence[Any] | np.ndarray | None = None
+
+
+def sink_destination(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+) -> str | None:
+    """The file a feature sink parameter will write (``None`` for a temporary or memory
+    layer), for the overwrite check before anything is written."""
+    if is_unset(parameters.get(name), context):
+        return None
+    destination = algorithm.parameterAsOutputLayer(parameters, name, context)
+    if not destination or destination.startswith("memory:"):
+        return None
+    return destination.split("|", 1)[0]
+
+
+def write_points(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+    crs: QgsCoordinateReferenceSystem,
+    xs: np.ndarray,
+    ys: np.ndarray,
+    fields: Sequence[PointField],
+) -> str:
+    """Write points (``xs``, ``ys`` in ``crs``) with ``fields`` to the feature sink of
+    parameter ``name``; returns its destination id.
+
+    Call it once the core's work is done: it writes every point without checking for
+    cancel (a few thousand points take milliseconds), so no layer is left half written."""
+    definitions = QgsFields()
+    for field in fields:
+        definitions.append(QgsField(field.name, field.kind))
+    sink, destination = algorithm.parameterAsSink(
+        parameters, name, context, definitions, QgsWkbTypes.Point, crs
+    )
+    if sink is None:
+        raise QgsProcessingException(algorithm.invalidSinkError(parameters, name))
+    columns = [
+        [None] * len(xs) if f.values is None else np.asarray(f.values).tolist() for f in fields
+    ]
+    for index, (x, y) in enumerate(zip(xs.tolist(), ys.tolist(), strict=True)):
+        feature = QgsFeature(definitions)
+        feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
+        feature.setAttributes([column[index] for column in columns])
+        if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+            raise QgsProcessingException(f"Cannot write point {index + 1}: {sink.lastError()}")
+    return destination
