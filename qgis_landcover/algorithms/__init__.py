@@ -30,4 +30,7 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     from .sample_design import SampleDesignAlgorithm
 
     classes.append(SampleDesignAlgorithm)
+    from .suggest_points import SuggestPointsAlgorithm
+
+    classes.append(SuggestPointsAlgorithm)
     return classes

@@ -1,0 +1,238 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``landcover:suggest_points``: points where a model is least sure (lowest margin
+between its two top classes), spread out in space and across predicted classes, for a
+user to label before ``landcover:adapt_model``
+(:func:`qgis_landcover.core.sampling.uncertainty.suggest_points`)."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from qgis.core import (
+    QgsProcessing,
+    QgsProcessingContext,
+    QgsProcessingFeedback,
+    QgsProcessingOutputNumber,
+    QgsProcessingParameterBand,
+    QgsProcessingParameterDefinition,
+    QgsProcessingParameterExtent,
+    QgsProcessingParameterFeatureSink,
+    QgsProcessingParameterFile,
+    QgsProcessingParameterNumber,
+)
+from qgis.PyQt.QtCore import QVariant
+
+from ..core.inference.image_source import Extent
+from ..core.inference.pipeline import ClassifyOptions
+from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
+from ..core.sampling.uncertainty import suggest_points
+from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.image_source import image_source
+from ..qgis_glue.model_resolution import resolve_model_in_qgis
+from ..qgis_glue.parameters import (
+    EXTENT_POLICY_HELP,
+    NamedEnumParameter,
+    band_numbers,
+    check_no_overwrite,
+    enum_string,
+    extent_bounds,
+)
+from ..qgis_glue.point_output import PointField, sink_destination, write_points
+from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
+from .base import LandcoverAlgorithm
+
+CLASS_FIELD = "class"
+"""The empty field the user fills with the right class (``landcover:adapt_model``'s
+CLASS_FIELD)."""
+
+
+class SuggestPointsAlgorithm(LandcoverAlgorithm):
+    """Points to label where the model is least sure."""
+
+    NAME = "suggest_points"
+    DISPLAY_NAME = "Suggest points to label (model uncertainty)"
+    GROUP = "Classification"
+    GROUP_ID = "classification"
+
+    INPUT = "INPUT"
+    MODEL = "MODEL"
+    EXTENT = "EXTENT"
+    BANDS = "BANDS"
+    COUNT = "COUNT"
+    MIN_DISTANCE = "MIN_DISTANCE"
+    DEVICE = "DEVICE"
+    OUTPUT = "OUTPUT"
+    POINTS = "POINTS"
+
+    def tags(self) -> list[str]:
+        return [
+            "uncertainty",
+            "margin",
+            "active learning",
+            "labels",
+            "points",
+            "adapt",
+            "adaptation",
+            "training",
+            "U-Net",
+            "land cover",
+        ]
+
+    def shortHelpString(self) -> str:
+        return (
+            "Suggests where to label: runs the model over the extent and picks the points "
+            "where it is least sure, i.e. where the probability of its top class is closest "
+            "to that of the second (the margin; 0 = a tie, 1 = certain).\n\n"
+            "The points are spread out: the extent is cut into square cells of the minimum "
+            "distance and each cell offers its least sure pixel; points stay at least that "
+            "far apart; and the predicted classes take turns, so the border between two "
+            "classes does not take every point.\n\n"
+            "The output has each point's predicted class, its name, its margin and an empty "
+            "'class' field: fill it with the right class value (the model's class values, "
+            "e.g. 1 water, 2 tree canopy, 3 low vegetation, 4 barren / impervious for the "
+            "default model), then run 'Adapt the model to labelled points' "
+            "(landcover:adapt_model) with CLASS_FIELD=class, and classify again with the "
+            "adapted model: suggest, label, adapt, classify.\n\n"
+            "Points suggested this way are not a random sample: use them to adapt the model, "
+            "never to measure its accuracy (landcover:sample_design draws points for that)."
+        )
+
+    def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
+        layer = RasterFileParameter(self.INPUT, "Input imagery")
+        layer.setHelp(
+            "The imagery the model classifies (as in landcover:classify): a GeoTIFF, VRT, "
+            "COG or any GDAL raster, or an online layer (WMS / XYZ, with an extent)."
+        )
+        self.addParameter(layer)
+        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
+        model.setFileFilter("")  # catalogue names have no extension (see classify)
+        model.setHelp(
+            "An ONNX model file, a catalogue name or an https:// URL; empty: the model "
+            "shipped with the plugin. Give the adapted model to suggest the next round."
+        )
+        self.addParameter(model)
+        extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
+        extent.setHelp(
+            "The area to suggest points in, in any CRS. Default: the whole layer. "
+            "Required for online layers. " + EXTENT_POLICY_HELP
+        )
+        self.addParameter(extent)
+        count = QgsProcessingParameterNumber(
+            self.COUNT,
+            "Number of points",
+            QgsProcessingParameterNumber.Integer,
+            defaultValue=50,
+            minValue=1,
+        )
+        count.setHelp(
+            "How many points to suggest (fewer when they do not fit the minimum distance)."
+        )
+        self.addParameter(count)
+        distance = QgsProcessingParameterNumber(
+            self.MIN_DISTANCE,
+            "Minimum distance between points (layer units)",
+            QgsProcessingParameterNumber.Double,
+            defaultValue=0.0,
+            minValue=0.0,
+        )
+        distance.setHelp(
+            "In the layer's CRS units (metres for projected imagery). 0: half the spacing "
+            "of a square grid of the requested number of points over the extent."
+        )
+        self.addParameter(distance)
+        bands = QgsProcessingParameterBand(
+            self.BANDS,
+            "Bands feeding the model",
+            parentLayerParameterName=self.INPUT,
+            optional=True,
+            allowMultiple=True,
+        )
+        bands.setHelp(
+            "Optional: the layer's bands in the model's order (as in landcover:classify); "
+            "default: matched by band name / colour interpretation."
+        )
+        device = NamedEnumParameter(
+            self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto"
+        )
+        device.setHelp(
+            "auto: a GPU when onnxruntime-gpu can use one, else the CPU; cpu, cuda, "
+            "tensorrt: that provider (as in landcover:classify)."
+        )
+        for parameter in (bands, device):
+            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            self.addParameter(parameter)
+        output = QgsProcessingParameterFeatureSink(
+            self.OUTPUT, "Points to label", QgsProcessing.TypeVectorPoint
+        )
+        output.setHelp(
+            "Points at pixel centres in the layer's CRS, least sure first in each round of "
+            "classes, with fields 'id', 'predicted' (class value), 'predicted_name', "
+            "'margin' (0-1) and 'class' (empty, for you to fill)."
+        )
+        self.addParameter(output)
+        self.addOutput(QgsProcessingOutputNumber(self.POINTS, "Points suggested"))
+
+    def processAlgorithm(
+        self,
+        parameters: dict[str, Any],
+        context: QgsProcessingContext,
+        feedback: QgsProcessingFeedback,
+    ) -> dict[str, Any]:
+        raster = raster_input(self, parameters, self.INPUT, context)
+        bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
+        bands = band_numbers(self, parameters, self.BANDS, context)
+        device = enum_string(self, parameters, self.DEVICE, context) or "auto"
+        count = self.parameterAsInt(parameters, self.COUNT, context)
+        distance = self.parameterAsDouble(parameters, self.MIN_DISTANCE, context)
+        with core_errors():
+            on_gpu = provider_candidates(device, available_providers())[0][0] != CPU
+            model = resolve_model_in_qgis(
+                self.parameterAsString(parameters, self.MODEL, context),
+                feedback,
+                precision="auto",
+                on_gpu=on_gpu,
+            )
+            check_no_overwrite(
+                self,
+                [(self.INPUT, raster.source), (self.MODEL, str(model))],
+                [(self.OUTPUT, sink_destination(self, parameters, self.OUTPUT, context), False)],
+            )
+            result = suggest_points(
+                image_source(raster, feedback),
+                model,
+                count,
+                # Bounds in the layer's CRS: QGIS reprojected the extent to it.
+                extent=Extent(bounds) if bounds is not None else None,
+                bands=bands,
+                min_distance=distance or None,
+                options=ClassifyOptions(device=device, overviews=False),
+                progress=FeedbackProgress(feedback),
+            )
+        names = result.class_names
+        destination = write_points(
+            self,
+            parameters,
+            self.OUTPUT,
+            context,
+            raster.crs,
+            result.xs,
+            result.ys,
+            [
+                PointField("id", QVariant.Int, range(1, len(result.xs) + 1)),
+                PointField("predicted", QVariant.Int, result.classes),
+                PointField(
+                    "predicted_name",
+                    QVariant.String,
+                    [names.get(int(c), f"class {c}") for c in result.classes],
+                ),
+                PointField("margin", QVariant.Double, result.margins.round(4)),
+                PointField(CLASS_FIELD, QVariant.Int),
+            ],
+        )
+        feedback.pushInfo(
+            f"{len(result.xs)} points suggested from {result.candidates} cells of "
+            f"{result.min_distance} px; margins {result.margins.min():.3f}-"
+            f"{result.margins.max():.3f}. Fill the '{CLASS_FIELD}' field, then run "
+            "landcover:adapt_model."
+        )
+        return {self.OUTPUT: destination, self.POINTS: len(result.xs)}
