@@ -52,10 +52,11 @@ from .planning import (
     automatic_tile_size,
     fitted_batch_size,
     planned_overlap,
+    stripe_width_for,
     tile_size_for_window,
 )
 from .session import CPU, ModelSession
-from .tile_plan import DEFAULT_STRIPE_WIDTH, Stripe, TilePlan, plan_tiles
+from .tile_plan import Stripe, TilePlan, plan_tiles
 
 # A run of tiles without valid pixels is passed on in groups of this many batches'
 # worth, so progress keeps moving and no long list of skipped tiles piles up.
@@ -76,7 +77,9 @@ class ClassifyOptions:
         tile_size: input tile side in pixels, or ``None`` for the model's.
         overlap_percent: overlap between output tiles, or ``None`` for the model's.
         overviews: build overviews in the outputs.
-        stripe_width: widest column stripe blended at once, pixels (bounds memory).
+        stripe_width: widest column stripe blended at once, pixels (bounds memory), or
+            ``None`` for a multiple of the tile stride chosen for the device
+            (:func:`~.planning.stripe_width_for`).
         memory_limit_bytes: most memory the pipeline's arrays may use, bytes; ``None``
             for :data:`MEMORY_FRACTION` of the machine's physical memory. An automatic
             batch size is lowered to fit; an explicit batch or tile size that does not
@@ -91,7 +94,7 @@ class ClassifyOptions:
     tile_size: int | None = None
     overlap_percent: float | None = None
     overviews: bool = True
-    stripe_width: int = DEFAULT_STRIPE_WIDTH
+    stripe_width: int | None = None
     memory_limit_bytes: int | None = None
     input_range: tuple[float, float] | None = None
 
@@ -305,7 +308,7 @@ def run_pipeline(
     if tile_size is None:
         tile_size = tile_size_for_window(session, options.tile_size, window, progress)
     plan = plan_tiles(window.width, window.height, tile_size, contract.output_margin, overlap)
-    stripes = plan.stripes(options.stripe_width)
+    stripes = plan.stripes(stripe_width_for(session, options, plan))
     total_tiles = sum(len(plan.ys) * len(s.tile_cols) for s in stripes)
     batch_size = fitted_batch_size(session, options, plan, stripes, total_tiles, progress)
     output_grid = reader.grid.window_grid(window)

@@ -5,8 +5,13 @@ memory they need.
 - tile: the one asked for if the graph accepts it; else, for a model with a free input
   size and an output margin, the tile that computes the fewest input pixels for the
   extent within :data:`TILE_MEMORY_BUDGET` (:func:`choose_tile_size`: margins cost
-  less on larger tiles); else the model's own (metadata ``tile_size``); for models with
-  a free input size capped to what the extent needs;
+  less on larger tiles, and tiles run twice where they straddle two stripes); else the
+  model's own (metadata ``tile_size``); for models with a free input size capped to
+  what the extent needs;
+- stripe width: the one asked for, else (:func:`automatic_stripe_width`) a multiple of
+  the tile stride, so that without overlap no tile straddles two stripes (it would
+  run once for each), near :data:`CPU_STRIPE_WIDTH` on the CPU (memory) and
+  :data:`~.tile_plan.DEFAULT_STRIPE_WIDTH` on a GPU;
 - overlap: the one asked for, else the model's ``tiles_overlap``, at most
   :data:`~.tile_plan.MAX_OVERLAP_PERCENT`;
 - batch: 4 tiles per model call on the CPU (fewer when they do not fit
@@ -20,6 +25,7 @@ memory they need.
 from __future__ import annotations
 
 import ctypes
+import math
 import os
 import sys
 from collections.abc import Callable, Sequence
@@ -31,7 +37,14 @@ from ..progress import Progress
 from ..raster.grid import Window
 from ..units import format_bytes
 from .session import CPU, ModelSession
-from .tile_plan import MAX_OVERLAP_PERCENT, Stripe, TilePlan, plan_tiles
+from .tile_plan import (
+    DEFAULT_STRIPE_WIDTH,
+    MAX_OVERLAP_PERCENT,
+    STRIPE_ALIGN,
+    Stripe,
+    TilePlan,
+    plan_tiles,
+)
 
 if TYPE_CHECKING:
     from .pipeline import ClassifyOptions
@@ -44,22 +57,36 @@ MEMORY_FRACTION = 0.5
 """Share of the machine's physical memory the pipeline's arrays may use by default."""
 UNKNOWN_MEMORY_LIMIT = 8 * 2**30
 """Memory limit, bytes, where the machine's physical memory cannot be read."""
-MODEL_WORKSPACE_FACTOR = 80
+MODEL_WORKSPACE_FACTOR = 100
 """ONNX Runtime's working memory on the CPU (the network's activations) per byte of a
-batch's input, with memory patterns off (:mod:`.session`). Measured with the shipped
-2018 U-Net (fresh process, peak RSS minus RSS after loading, 2 runs): 79 times the
-input's bytes for one 512 px tile with the arena off, 140 with ORT's defaults (arena
-and memory patterns on); arena on with patterns off peaks within ~20 MB of arena off. Other networks
-differ; this keeps the estimate of the memory a batch needs from being a tenth of it."""
+batch's input, with memory patterns off (:mod:`.session`), for fp32 models. With it the
+estimate (:func:`pipeline_memory_bytes`) plus what the process holds before the run
+(about 180 MiB: Python, GDAL, ONNX Runtime, the model and its probe run) bounds the
+peaks measured with the shipped 2018 U-Net (whole runs on a 2048 x 2048 px VRT, fresh
+processes, batch 1, stripes of 1024 px, VmHWM): 468 MiB estimated for 427-432 measured
+at 384 px, 684 for 583 at 512 px (ONNX Runtime alone, one 512 px tile: 79 times the
+input with the arena off, 140 with ORT's defaults). Other networks differ; this keeps
+the estimate of the memory a batch needs from being a tenth of it."""
+INT8_WORKSPACE_FACTOR = 28
+"""The same for int8 (QDQ) variants (metadata ``provenance.precision`` ``"int8"``),
+whose convolutions keep uint8 activations: estimate + 180 MiB against measured peaks of
+the shipped int8 variant (same runs): 396 for 320 MiB at 512 px, 509 for 409-424 at
+640 px, 645 for 550 at 768 px."""
 TILE_MEMORY_BUDGET = 360 * 2**20
 """Bytes the pipeline's estimate (:func:`pipeline_memory_bytes`, for the full stripe
 width, whatever the extent, so a large extent gets no larger tile than a small one)
 may reach with a tile and batch chosen automatically (at most the memory limit): keeps
 a run's peak memory small and flat on a laptop. With the 2018 U-Net (4 bands, 5
-classes, margin 64) and stripes of 4096 px it admits one tile of 384 px (353 MiB), not
-416. Measured: a whole run on a 2048 x 2048 px VRT with 384 px tiles peaks at 484 MB
-(VmHWM, fresh process; ONNX Runtime alone on one such tile: 263 MB), and 704 MB with
-480 px tiles; the estimate is below the real peak for large tiles."""
+classes, margin 64) and automatic stripes it admits 384 px fp32 tiles (estimate
+288 MiB; 416 px would need stripes of 2304 px: 387 MiB) and 640 px int8 tiles
+(329 MiB; 672 px: 361 MiB), whose runs peak at 427-432 MiB (fp32) and 409-424 MiB
+(int8; 421 MiB on an 8192 x 8192 px VRT)."""
+CPU_STRIPE_WIDTH = 1024
+"""Target width, pixels, of the automatic stripes on the CPU: the blending buffers of
+4096 px stripes added about 160 MiB to a run with 768 px int8 tiles (707 against
+550 MiB peak), at no measurable speed gain."""
+MAX_AUTO_TILE = 4096
+"""Largest tile side, pixels, tried by the automatic choice."""
 AUTO_TILE_ALIGN = 32
 """Tiles chosen automatically are multiples of this (U-Nets halving their input five
 times need it; the 2018 U-Net needs multiples of 8)."""
@@ -128,13 +155,17 @@ def choose_tile_size(
     height: int,
     overlap_percent: float,
     fits: Callable[[int], bool],
+    stripe_width: Callable[[TilePlan], int] | None = None,
     align: int = AUTO_TILE_ALIGN,
 ) -> TileChoice:
     """The tile, a multiple of ``align`` with output beyond the margins, that runs the
-    model on the fewest input pixels for a ``width`` x ``height`` extent (tile count
-    from :func:`~.tile_plan.plan_tiles` times the tile's area: the network's cost is
-    proportional to it), among those ``fits(tile)`` accepts (memory) and no larger than
-    the smallest one covering the extent. Ties go to the smaller tile (less memory).
+    model on the fewest input pixels for a ``width`` x ``height`` extent (tiles run,
+    times the tile's area: the network's cost is proportional to it), among those
+    ``fits(tile)`` accepts (memory; not monotonic when the stripe width depends on the
+    tile) and no larger than the smallest one covering the extent nor
+    :data:`MAX_AUTO_TILE`. Tiles run are those of :func:`~.tile_plan.plan_tiles`, per
+    stripe of ``stripe_width(plan)`` pixels when given (a tile straddling two stripes
+    runs in both). Ties go to the smaller tile (less memory).
 
     Raises:
         InputError: when not even the smallest tile fits.
@@ -143,11 +174,15 @@ def choose_tile_size(
     covering = -(-(max(width, height) + 2 * margin) // align) * align
     best: TileChoice | None = None
     largest = 0
-    for tile in range(smallest, max(smallest, covering) + 1, align):
+    for tile in range(smallest, max(smallest, min(covering, MAX_AUTO_TILE)) + 1, align):
         if not fits(tile):
-            break
+            continue
         largest = tile
-        count = plan_tiles(width, height, tile, margin, overlap_percent).tile_count
+        plan = plan_tiles(width, height, tile, margin, overlap_percent)
+        count = plan.tile_count
+        if stripe_width is not None:
+            stripes = plan.stripes(stripe_width(plan))
+            count = len(plan.ys) * sum(len(s.tile_cols) for s in stripes)
         computed = count * tile * tile
         if best is None or computed < best.computed_pixels:
             best = TileChoice(tile, count, computed, width * height, 0)
@@ -159,6 +194,31 @@ def choose_tile_size(
     return TileChoice(
         best.tile_size, best.tile_count, best.computed_pixels, best.output_pixels, largest
     )
+
+
+def automatic_stripe_width(stride: int, target: int) -> int:
+    """The widest stripe, pixels, that is a multiple of both the tile ``stride`` and
+    :data:`~.tile_plan.STRIPE_ALIGN` (the output's block size) and at most ``target``
+    (at least one such multiple); ``target`` itself when that multiple is wider than
+    :data:`~.tile_plan.DEFAULT_STRIPE_WIDTH` (tiles then straddle stripes).
+
+    Stripe boundaries fall on multiples of the stripe width and tiles without overlap
+    start at multiples of the stride, so no tile (but the last of a row, aligned to the
+    extent's end) straddles a boundary and runs twice."""
+    common = math.lcm(stride, STRIPE_ALIGN)
+    if common > DEFAULT_STRIPE_WIDTH:
+        return target
+    return max(1, target // common) * common
+
+
+def stripe_width_for(session: ModelSession, options: ClassifyOptions, plan: TilePlan) -> int:
+    """The stripe width for ``plan``: ``options.stripe_width`` when set, else
+    :func:`automatic_stripe_width` near :data:`CPU_STRIPE_WIDTH` on the CPU (memory)
+    or :data:`~.tile_plan.DEFAULT_STRIPE_WIDTH` on a GPU."""
+    if options.stripe_width:
+        return options.stripe_width
+    target = CPU_STRIPE_WIDTH if session.provider == CPU else DEFAULT_STRIPE_WIDTH
+    return automatic_stripe_width(plan.stride, target)
 
 
 def automatic_tile_size(
@@ -178,15 +238,19 @@ def automatic_tile_size(
     limit, _ = memory_limit(options)
     budget = min(limit, TILE_MEMORY_BUDGET)
     batch = session.fixed_batch or 1
-    stripe_width = options.stripe_width
+
+    def stripe_width(plan: TilePlan) -> int:
+        return stripe_width_for(session, options, plan)
 
     def fits(tile: int) -> bool:
+        # The stripe for this tile over the widest extent (memory must not grow with it).
+        plan = plan_tiles(DEFAULT_STRIPE_WIDTH, tile, tile, contract.output_margin, overlap_percent)
         needed = session_memory_bytes(
             session,
             tile_size=tile,
             margin=contract.output_margin,
             batch_size=batch,
-            stripe_width=stripe_width,
+            stripe_width=stripe_width(plan),
         )
         return needed <= budget
 
@@ -196,6 +260,7 @@ def automatic_tile_size(
         height=window.height,
         overlap_percent=overlap_percent,
         fits=fits,
+        stripe_width=stripe_width,
     )
     progress.info(
         f"Tile size {choice.tile_size} px chosen for the model's margin of "
@@ -203,8 +268,8 @@ def automatic_tile_size(
         f"the fewest pixels computed for this {window.width} x {window.height} px extent among "
         f"multiples of {AUTO_TILE_ALIGN} px up to {choice.largest_fitting} px (the largest "
         f"within {format_bytes(budget)} of memory); {choice.tile_count} tiles, "
-        f"{choice.overhead_share:.0%} of the model's compute on margins, overlaps and padding. "
-        "Set TILE_SIZE to override."
+        f"{choice.overhead_share:.0%} of the model's compute on margins, overlaps and padding "
+        f"(memory estimate {workspace_label(session)}). Set TILE_SIZE to override."
     )
     return choice.tile_size
 
@@ -264,8 +329,30 @@ def session_memory_bytes(
         classes=contract.num_classes,
         batch_size=batch_size,
         stripe_width=stripe_width,
-        workspace_factor=MODEL_WORKSPACE_FACTOR if session.provider == CPU else 0.0,
+        workspace_factor=workspace_factor(session),
     )
+
+
+def is_int8(session: ModelSession) -> bool:
+    """Whether the model is an int8 variant (metadata ``provenance.precision``)."""
+    return session.contract.provenance.get("precision") == "int8"
+
+
+def workspace_factor(session: ModelSession) -> float:
+    """ONNX Runtime's working memory per byte of input counted for ``session``:
+    :data:`INT8_WORKSPACE_FACTOR` or :data:`MODEL_WORKSPACE_FACTOR` on the CPU, 0 on a
+    GPU (that memory is the GPU's)."""
+    if session.provider != CPU:
+        return 0.0
+    return INT8_WORKSPACE_FACTOR if is_int8(session) else MODEL_WORKSPACE_FACTOR
+
+
+def workspace_label(session: ModelSession) -> str:
+    """How the model's working memory is counted, for the log."""
+    if session.provider != CPU:
+        return "without the model's working memory, on the GPU"
+    kind = "int8" if is_int8(session) else "fp32"
+    return f"with {workspace_factor(session):g} times the input for {kind} activations"
 
 
 def pipeline_memory_bytes(

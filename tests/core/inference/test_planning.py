@@ -18,11 +18,17 @@ from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.planning import (
+    MODEL_WORKSPACE_FACTOR,
+    TILE_MEMORY_BUDGET,
+    automatic_stripe_width,
     automatic_tile_size,
     choose_tile_size,
     pipeline_memory_bytes,
+    session_memory_bytes,
+    stripe_width_for,
 )
 from qgis_landcover.core.inference.session import load_session
+from qgis_landcover.core.inference.tile_plan import plan_tiles
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Window
 
@@ -30,6 +36,7 @@ from ...onnx_models import contract_for, pointwise_model
 from .conftest import BIAS, WEIGHTS, closed_form, crop, decided, read
 
 DEFAULT_MODEL = Path(__file__).parents[3] / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
+INT8_MODEL = DEFAULT_MODEL.with_name("azure_2018_unet_int8.onnx")
 
 
 def test_metadata_tile_far_beyond_the_extent_is_capped(tmp_path: Path, naip: Path) -> None:
@@ -99,7 +106,7 @@ def test_pipeline_memory_is_estimated_term_by_term() -> None:
     assert own == 1_943_552
     shape = {"tile_size": 32, "margin": 0, "bands": 4, "classes": 4, "stripe_width": 256}
     assert pipeline_memory_bytes(**shape, batch_size=4, workspace_factor=0) == own
-    assert pipeline_memory_bytes(**shape, batch_size=4) == own + 80 * inputs
+    assert pipeline_memory_bytes(**shape, batch_size=4) == own + 100 * inputs
 
 
 def test_pipeline_memory_estimate_bounds_the_arrays_allocated(tmp_path: Path) -> None:
@@ -123,7 +130,7 @@ def test_pipeline_memory_estimate_bounds_the_arrays_allocated(tmp_path: Path) ->
     estimate = pipeline_memory_bytes(
         tile_size=64, margin=8, bands=4, classes=4, batch_size=8, stripe_width=256
     )
-    workspace = 80 * 8 * 4 * 4 * 64 * 64
+    workspace = MODEL_WORKSPACE_FACTOR * 8 * 4 * 4 * 64 * 64
     assert peak <= estimate - workspace
 
 
@@ -245,3 +252,63 @@ def test_default_model_tile_is_chosen_and_tile_size_overrides_it(tmp_path: Path)
     assert any("Tile size 384 px chosen" in m and "8 tiles" in m for m in progress.messages)
     explicit = ClassifyOptions(device="cpu", tile_size=256)
     assert automatic_tile_size(session, explicit, window, 0.0, progress) is None
+
+
+@pytest.mark.parametrize(
+    ("stride", "target", "expected"),
+    [
+        (512, 1024, 1024),  # 2 tiles per stripe
+        (256, 1024, 1024),
+        (384, 1024, 768),  # lcm(384, 256) = 768
+        (416, 1024, 3328),  # lcm(416, 256) = 3328: one multiple, wider than the target
+        (544, 1024, 1024),  # lcm(544, 256) = 4352 > 4096: the target, tiles straddle
+        (512, 4096, 4096),
+    ],
+)
+def test_automatic_stripes_are_multiples_of_the_stride_and_the_block(
+    stride: int, target: int, expected: int
+) -> None:
+    assert automatic_stripe_width(stride, target) == expected
+
+
+def test_tile_choice_counts_tiles_run_twice_across_stripes() -> None:
+    """2048 x 2048 px, margin 64, stripes of 1024 px. Tile 672 (output 544) plans 4 x 4
+    tiles at x = 0, 544, 1088, 1504: the one at 544 straddles column 1024 and runs in
+    both stripes, 5 x 4 = 20 tiles of 672^2 (9.03 Mpx) against 16 of 640^2 (6.55 Mpx)
+    for tile 640 (output 512, no tile straddles)."""
+    choice = choose_tile_size(
+        margin=64, width=2048, height=2048, overlap_percent=0, fits=fits_up_to(672),
+        stripe_width=lambda plan: 1024,
+    )  # fmt: skip
+    assert (choice.tile_size, choice.tile_count) == (640, 16)
+    plan = plan_tiles(2048, 2048, 672, 64, 0)
+    assert plan.xs == (0, 544, 1088, 1504)
+    assert sum(len(s.tile_cols) for s in plan.stripes(1024)) == 5
+    # Without stripes, the larger tile would have looked as cheap.
+    assert (
+        choose_tile_size(
+            margin=64, width=2048, height=2048, overlap_percent=0, fits=fits_up_to(640)
+        ).computed_pixels
+        == 16 * 640**2
+    )
+
+
+@pytest.mark.parametrize(("model", "expected"), [(DEFAULT_MODEL, 384), (INT8_MODEL, 640)])
+def test_shipped_models_get_their_tiles_and_no_tile_runs_twice(model: Path, expected: int) -> None:
+    """Automatic settings on the CPU: fp32 384 px tiles, int8 640 px (its activations
+    need less memory), within the budget whatever the extent; the stripes are multiples
+    of the output tile, so on 2048 and 8192 px squares each tile runs once."""
+    session = load_session(model, "cpu")
+    options = ClassifyOptions(device="cpu")
+    for side in (2048, 8192):
+        tile = automatic_tile_size(session, options, Window(0, 0, side, side), 0.0, NullProgress())
+        assert tile == expected
+        plan = plan_tiles(side, side, tile, 64, 0)
+        width = stripe_width_for(session, options, plan)
+        assert width % plan.output_size == 0 and width % 256 == 0
+        run = len(plan.ys) * sum(len(s.tile_cols) for s in plan.stripes(width))
+        assert run == plan.tile_count
+        needed = session_memory_bytes(
+            session, tile_size=tile, margin=64, batch_size=1, stripe_width=width
+        )
+        assert needed <= TILE_MEMORY_BUDGET
