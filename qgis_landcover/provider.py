@@ -44,7 +44,9 @@ class LandcoverProvider(QgsProcessingProvider):
         return plugin_version()
 
     def helpId(self) -> str:
-        return "landcover"
+        # Empty: QGIS would make it a docs.qgis.org address, which has no page for the
+        # plugin. Each algorithm's helpUrl() points at its page shipped in the plugin.
+        return ""
 
     def supportedOutputRasterLayerExtensions(self) -> list[str]:
         # Outputs are written with GDAL's GTiff driver (tiled, compressed, colour table).

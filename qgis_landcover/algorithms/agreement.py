@@ -4,6 +4,7 @@ raster against a reference raster (:mod:`qgis_landcover.core.accuracy.agreement`
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import (
@@ -23,13 +24,17 @@ from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, 
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.parameters import (
     EXTENT_POLICY_HELP,
+    add_html_report,
     check_no_overwrite,
     extent_bounds,
     optional_band,
     optional_file_output,
     optional_layer_output,
+    report_link,
+    written_outputs,
 )
 from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
+from ..qgis_glue.styling import style_on_load
 from .base import LandcoverAlgorithm
 
 
@@ -40,6 +45,30 @@ class AgreementAlgorithm(LandcoverAlgorithm):
     DISPLAY_NAME = "Agreement with reference raster"
     GROUP = "Accuracy assessment"
     GROUP_ID = "accuracy"
+    TAGS = (
+        "accuracy",
+        "accuracy assessment",
+        "agreement",
+        "confusion matrix",
+        "error matrix",
+        "contingency table",
+        "kappa",
+        "Cohen's kappa",
+        "overall accuracy",
+        "producer's accuracy",
+        "user's accuracy",
+        "IoU",
+        "intersection over union",
+        "F1",
+        "quantity disagreement",
+        "allocation disagreement",
+        "validation",
+        "reference",
+        "compare",
+        "land cover",
+        "classification",
+        "r.kappa",
+    )
 
     CLASSIFIED = "CLASSIFIED"
     CLASSIFIED_BAND = "CLASSIFIED_BAND"
@@ -68,12 +97,15 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             "rasters cover (or the given extent). A reference in another CRS, pixel size or "
             "alignment is resampled on the fly with nearest neighbour. Rasters of any size "
             "are read block by block at constant memory.\n\n"
-            "Remaps bring both sides to the same classes (e.g. Chesapeake 7 classes to "
-            "4: '5:4,6:4,15:0'). Pixels that are nodata or an ignore value on either side "
-            "are left out.\n\n"
+            "Remaps bring both sides to the same classes: e.g. to compare a 4-class map with "
+            "the 7-class Chesapeake labels, type 5:4,6:4,15:0 in 'Remap reference values' "
+            "(REFERENCE_REMAP): reference classes 5 and 6 become 4, 15 becomes 0, the others "
+            "keep their value. Pixels that are nodata or an ignore value ('Ignore values', "
+            "default 0) on either side are left out.\n\n"
             "Outputs: an HTML report (matrix heat map, per-class table), the statistics as "
             "JSON, the matrix as CSV, an optional agree / disagree raster, and the numbers "
-            "OVERALL_ACCURACY, KAPPA and MEAN_IOU (0-1) for models and batch runs."
+            "OVERALL_ACCURACY, KAPPA and MEAN_IOU (0-1) for models and batch runs. The "
+            "report's link is in the log; a batch run lists it in its summary."
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
@@ -92,7 +124,10 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             )
             self.addParameter(layer_parameter)
             band_parameter = QgsProcessingParameterBand(
-                band, f"{what}: band", parentLayerParameterName=layer, optional=True
+                band,
+                f"{what.split()[0]} band",
+                parentLayerParameterName=layer,
+                optional=True,
             )
             band_parameter.setHelp(
                 "The band holding the class values; may be left unset for single-band rasters."
@@ -105,11 +140,11 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         )
         self.addParameter(extent)
         add_class_parameters(self)
-        html = QgsProcessingParameterFileDestination(
-            self.OUTPUT_HTML, "Report (HTML)", "HTML files (*.html)"
+        add_html_report(
+            self,
+            self.OUTPUT_HTML,
+            "The report: overall figures, the matrix as a heat map, per-class table.",
         )
-        html.setHelp("The report: overall figures, the matrix as a heat map, per-class table.")
-        self.addParameter(html)
         for name, label, file_filter, help_text in (
             (
                 self.OUTPUT_JSON,
@@ -143,7 +178,7 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         for name, label in (
             (self.OVERALL_ACCURACY, "Overall accuracy (0-1)"),
             (self.KAPPA, "Cohen's kappa"),
-            (self.MEAN_IOU, "Mean IoU over the reference classes (0-1)"),
+            (self.MEAN_IOU, "Mean IoU (0-1)"),
         ):
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
@@ -201,13 +236,19 @@ class AgreementAlgorithm(LandcoverAlgorithm):
         feedback.pushInfo(
             f"Observations {statistics.observations:,}, overall accuracy "
             f"{_format(statistics.overall_accuracy)}, kappa {_format(statistics.kappa.value)}, "
-            f"mean IoU {_format(statistics.mean_iou)}. Report: {html}"
+            f"mean IoU {_format(statistics.mean_iou)}. Report: {report_link(html)}"
         )
+        if disagreement:
+            style_on_load(context, disagreement, Path(disagreement).with_suffix(".qml"))
         return {
-            self.OUTPUT_HTML: html,
-            self.OUTPUT_JSON: json_path,
-            self.OUTPUT_CSV: csv_path,
-            self.OUTPUT_DISAGREEMENT: disagreement,
+            **written_outputs(
+                {
+                    self.OUTPUT_HTML: html,
+                    self.OUTPUT_JSON: json_path,
+                    self.OUTPUT_CSV: csv_path,
+                    self.OUTPUT_DISAGREEMENT: disagreement,
+                }
+            ),
             self.OVERALL_ACCURACY: statistics.overall_accuracy,
             self.KAPPA: statistics.kappa.value,
             self.MEAN_IOU: statistics.mean_iou,

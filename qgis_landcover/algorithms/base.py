@@ -1,27 +1,42 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""The base class of every ``landcover`` algorithm: grouping, instance creation, and the
-checks QGIS runs before ``processAlgorithm`` (number ranges named in messages; no CRS
-check, the algorithms reproject). What algorithms share beyond that lives in
-:mod:`qgis_landcover.qgis_glue`.
+"""The base class of every ``landcover`` algorithm: grouping, instance creation, search
+tags, the help page and icon shipped with the plugin, and the checks QGIS runs before
+``processAlgorithm`` (number ranges named in messages; no CRS check, the algorithms
+reproject). What algorithms share beyond that lives in :mod:`qgis_landcover.qgis_glue`.
 """
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingParameterNumber
+from qgis.PyQt.QtCore import QUrl
+from qgis.PyQt.QtGui import QIcon
 
 from ..qgis_glue.parameters import number_problem, parameter_label
+
+PLUGIN_DIR = Path(__file__).resolve().parent.parent
+HELP_DIR = PLUGIN_DIR / "help"
+"""Help pages shipped in the plugin: ``help/<algorithm name>.html``."""
+ICON_DIR = PLUGIN_DIR / "icons"
+"""Algorithm icons shipped in the plugin: ``icons/<algorithm name>.svg``."""
+PROVIDER_ICON = PLUGIN_DIR / "icon.svg"
 
 
 class LandcoverAlgorithm(QgsProcessingAlgorithm):
     """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``GROUP_ID``
-    and implement ``initAlgorithm``, ``processAlgorithm`` and ``shortHelpString``."""
+    and ``TAGS``, and implement ``initAlgorithm``, ``processAlgorithm`` and
+    ``shortHelpString``. A page ``help/<NAME>.html`` and an icon ``icons/<NAME>.svg`` in
+    the plugin are picked up by name."""
 
     NAME = ""
     DISPLAY_NAME = ""
     GROUP = ""
     GROUP_ID = ""
+    TAGS: tuple[str, ...] = ()
+    """Words the Toolbox search finds the algorithm by (it matches each typed word
+    inside the name, the tags, the id and the group, ignoring case)."""
 
     def name(self) -> str:
         return self.NAME
@@ -37,6 +52,23 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
 
     def createInstance(self) -> QgsProcessingAlgorithm:
         return type(self)()
+
+    def tags(self) -> list[str]:
+        return list(self.TAGS)
+
+    def helpUrl(self) -> str:
+        """The help page shipped in the plugin as a ``file://`` URL, opened by the
+        dialogs' Help button; ``""`` when there is none (and the provider's empty
+        ``helpId`` keeps QGIS from building a docs.qgis.org address)."""
+        page = HELP_DIR / f"{self.name()}.html"
+        return QUrl.fromLocalFile(str(page)).toString() if page.is_file() else ""
+
+    def svgIconPath(self) -> str:
+        icon = ICON_DIR / f"{self.name()}.svg"
+        return str(icon if icon.is_file() else PROVIDER_ICON)
+
+    def icon(self) -> QIcon:
+        return QIcon(self.svgIconPath())
 
     def checkParameterValues(
         self, parameters: dict[str, Any], context: QgsProcessingContext

@@ -39,6 +39,7 @@ from ..core.models.resolve import PRECISION_CHOICES
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
+from ..qgis_glue.onnxruntime_check import onnxruntime_missing
 from ..qgis_glue.parameters import (
     EXTENT_POLICY_HELP,
     NamedEnumParameter,
@@ -46,10 +47,12 @@ from ..qgis_glue.parameters import (
     check_no_overwrite,
     enum_string,
     extent_bounds,
+    is_unset,
     optional_layer_output,
+    written_outputs,
 )
 from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
-from ..qgis_glue.styling import ClassifiedStyler
+from ..qgis_glue.styling import style_on_load
 from .base import LandcoverAlgorithm
 
 
@@ -60,6 +63,31 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
     DISPLAY_NAME = "Classify land cover (U-Net)"
     GROUP = "Classification"
     GROUP_ID = "classification"
+    TAGS = (
+        "land cover",
+        "landcover",
+        "land use",
+        "classification",
+        "classify",
+        "segmentation",
+        "semantic segmentation",
+        "U-Net",
+        "UNet",
+        "deep learning",
+        "neural network",
+        "CNN",
+        "ONNX",
+        "ONNX Runtime",
+        "onnxruntime",
+        "GPU",
+        "CUDA",
+        "TensorRT",
+        "NAIP",
+        "aerial imagery",
+        "orthophoto",
+        "Chesapeake",
+        "raster",
+    )
 
     INPUT = "INPUT"
     EXTENT = "EXTENT"
@@ -100,6 +128,12 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "cancelling leaves no partial file."
         )
 
+    def canExecute(self) -> tuple[bool, str]:
+        """False, with how to install it, when QGIS's Python has no ONNX Runtime: the
+        Toolbox shows the message instead of opening the dialog."""
+        missing = onnxruntime_missing()
+        return (not missing, missing)
+
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
         layer = RasterFileParameter(self.INPUT, "Input imagery")
         layer.setHelp(
@@ -125,7 +159,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         self.addParameter(model)
         bands = QgsProcessingParameterBand(
             self.BANDS,
-            "Bands feeding the model",
+            "Bands (model order)",
             parentLayerParameterName=self.INPUT,
             optional=True,
             allowMultiple=True,
@@ -149,15 +183,16 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         self.addParameter(device)
         batch = QgsProcessingParameterNumber(
             self.BATCH_SIZE,
-            "Batch size (tiles per model call)",
+            "Batch size (tiles)",
             QgsProcessingParameterNumber.Type.Integer,
             defaultValue=0,
             minValue=0,
         )
         batch.setHelp(
-            "0: automatic (4 on the CPU, 16 on a GPU, fewer when the memory needed would "
-            "exceed half of the machine's). Larger batches use more memory; a batch that "
-            "would exceed that limit is refused with the largest that fits."
+            "Tiles per model call. 0: automatic (4 on the CPU, 16 on a GPU, fewer when the "
+            "memory needed would exceed half of the machine's). Larger batches use more "
+            "memory; a batch that would exceed that limit is refused with the largest that "
+            "fits."
         )
         self.addParameter(batch)
         tile = QgsProcessingParameterNumber(
@@ -189,13 +224,13 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "'tiles_overlap')."
         )
         input_range = QgsProcessingParameterString(
-            self.INPUT_RANGE, "Rescale input from range (low,high)", optional=True
+            self.INPUT_RANGE, "Rescale input from range", optional=True
         )
         input_range.setHelp(
-            "Optional, e.g. 0,10000 or 0,1: the layer's values from low to high are mapped "
-            "linearly onto the range the model expects (metadata 'input_range', e.g. 0-255 "
-            "for 8-bit imagery) and clipped to it. Empty: the values are used as they are, "
-            "and a layer whose values do not fit the model's range is refused."
+            "Optional, low,high, e.g. 0,10000 or 0,1: the layer's values from low to high "
+            "are mapped linearly onto the range the model expects (metadata 'input_range', "
+            "e.g. 0-255 for 8-bit imagery) and clipped to it. Empty: the values are used as "
+            "they are, and a layer whose values do not fit the model's range is refused."
         )
         overviews = QgsProcessingParameterBoolean(
             self.OVERVIEWS, "Build overviews", defaultValue=True
@@ -241,9 +276,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             )
             parameter.setHelp(text)
             self.addParameter(parameter)
-        self.addOutput(
-            QgsProcessingOutputString(self.EXECUTION_PROVIDER, "ONNX Runtime execution provider")
-        )
+        self.addOutput(QgsProcessingOutputString(self.EXECUTION_PROVIDER, "Execution provider"))
         self.addOutput(QgsProcessingOutputNumber(self.PIXELS_CLASSIFIED, "Pixels classified"))
 
     def processAlgorithm(
@@ -255,7 +288,6 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         raster = raster_input(self, parameters, self.INPUT, context)
         progress = FeedbackProgress(feedback)
         bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
-        overlap = parameters.get(self.OVERLAP)
         with core_errors():
             input_range = parse_value_range(
                 self.parameterAsString(parameters, self.INPUT_RANGE, context)
@@ -266,7 +298,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap_percent=(
                 None
-                if overlap in (None, "")
+                if is_unset(parameters.get(self.OVERLAP), context)
                 else self.parameterAsDouble(parameters, self.OVERLAP, context)
             ),
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
@@ -314,13 +346,15 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             f"({result.tiles_run} tiles run, {result.tiles_skipped} without data) on "
             f"{result.execution_provider}."
         )
-        if context.willLoadLayerOnCompletion(output):
-            details = context.layerToLoadOnCompletionDetails(output)
-            details.setPostProcessor(ClassifiedStyler.create(str(qml_path(outputs.classes))))
+        style_on_load(context, output, qml_path(outputs.classes))
         return {
-            self.OUTPUT: output,
-            self.OUTPUT_PROBABILITIES: probabilities,
-            self.OUTPUT_CONFIDENCE: confidence,
+            **written_outputs(
+                {
+                    self.OUTPUT: output,
+                    self.OUTPUT_PROBABILITIES: probabilities,
+                    self.OUTPUT_CONFIDENCE: confidence,
+                }
+            ),
             self.EXECUTION_PROVIDER: result.execution_provider,
             self.PIXELS_CLASSIFIED: result.pixels_classified,
         }

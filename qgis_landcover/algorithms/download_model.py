@@ -33,7 +33,7 @@ from ..core.models.catalogue import BUILTIN_CATALOGUE, load_catalogue
 from ..core.models.download import DownloadOptions
 from ..qgis_glue.feedback import core_errors
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
-from ..qgis_glue.parameters import check_no_overwrite
+from ..qgis_glue.parameters import check_no_overwrite, optional_file_output
 from ..qgis_glue.settings import (
     CACHE_DIR_SETTING,
     CATALOGUES_SETTING,
@@ -50,6 +50,24 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
     DISPLAY_NAME = "Download a land-cover model"
     GROUP = "Models"
     GROUP_ID = "models"
+    TAGS = (
+        "download",
+        "model",
+        "ONNX",
+        "U-Net",
+        "UNet",
+        "segmentation",
+        "deep learning",
+        "catalogue",
+        "catalog",
+        "model zoo",
+        "Deepness",
+        "cache",
+        "checksum",
+        "SHA-256",
+        "NAIP",
+        "land cover",
+    )
 
     MODEL = "MODEL"
     SHA256 = "SHA256"
@@ -98,19 +116,15 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             default = load_catalogue().default or ""
         except InputError:
             default = ""
-        model = QgsProcessingParameterString(
-            self.MODEL, "Model (catalogue name or https:// URL)", defaultValue=default
-        )
+        model = QgsProcessingParameterString(self.MODEL, "Model name or URL", defaultValue=default)
         model.setHelp(
             "A name from the model catalogue (listed in the help) or the https:// URL of "
             "an ONNX model file."
         )
         self.addParameter(model)
-        checksum = QgsProcessingParameterString(
-            self.SHA256, "Expected SHA-256 checksum", optional=True
-        )
+        checksum = QgsProcessingParameterString(self.SHA256, "SHA-256 checksum", optional=True)
         checksum.setHelp(
-            "64 hexadecimal characters. The downloaded file must have this SHA-256; "
+            "Optional, 64 hexadecimal characters: the downloaded file must have this SHA-256; "
             "leave empty to use the catalogue's checksum, if any."
         )
         self.addParameter(checksum)
@@ -137,28 +151,26 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "A catalogue file read after the plugin's own: JSON in the plugin's catalogue "
             "format, or the Deepness plugin's MODEL_ZOO.md."
         )
-        allow_http = QgsProcessingParameterBoolean(
-            self.ALLOW_HTTP, "Allow plain http:// downloads (not recommended)", False
-        )
+        allow_http = QgsProcessingParameterBoolean(self.ALLOW_HTTP, "Allow plain http://", False)
         allow_http.setHelp(
-            "Plain http:// can be altered in transit; give a SHA-256 checksum when you "
-            "allow it. http:// to this computer (localhost) is always allowed."
+            "Not recommended: plain http:// can be altered in transit; give a SHA-256 "
+            "checksum when you allow it. http:// to this computer (localhost) is always allowed."
         )
         time_limit = QgsProcessingParameterNumber(
             self.TIME_LIMIT,
-            "Time limit for the whole download (seconds, 0 = none)",
+            "Time limit (s, 0 = none)",
             QgsProcessingParameterNumber.Type.Double,
             defaultValue=DownloadOptions.time_limit,
             optional=True,  # models saved before it existed stay valid
             minValue=0,
         )
         time_limit.setHelp(
-            "The download stops after this many seconds, retries included; what was "
-            "received is kept and a new run resumes it. 0: no limit."
+            "Seconds for the whole download: it stops after this many seconds, retries "
+            "included; what was received is kept and a new run resumes it. 0: no limit."
         )
         stall_timeout = QgsProcessingParameterNumber(
             self.STALL_TIMEOUT,
-            "Stall timeout (seconds without data)",
+            "Stall timeout (s)",
             QgsProcessingParameterNumber.Type.Double,
             defaultValue=DownloadOptions.read_timeout,
             optional=True,
@@ -184,7 +196,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
     ) -> dict[str, Any]:
         spec = self.parameterAsString(parameters, self.MODEL, context)
         sha256 = self.parameterAsString(parameters, self.SHA256, context)
-        destination = self.parameterAsFileOutput(parameters, self.OUTPUT, context)
+        destination = optional_file_output(self, parameters, self.OUTPUT, context)
         catalogue = self.parameterAsFile(parameters, self.CATALOGUE, context)
         allow_http = self.parameterAsBoolean(parameters, self.ALLOW_HTTP, context)
         time_limit = self.parameterAsDouble(parameters, self.TIME_LIMIT, context)
@@ -197,7 +209,7 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
                 *((f"the catalogue setting '{CATALOGUES_SETTING}'", c) for c in model_catalogues()),
                 (self.CATALOGUE, catalogue),
             ],
-            [(self.OUTPUT, destination or None, False)],
+            [(self.OUTPUT, destination, False)],
         )
         with core_errors():
             if not spec.strip():

@@ -27,7 +27,14 @@ from ..core.accuracy.reports import area_html, write_html, write_json
 from ..core.accuracy.sample_accuracy import assess_sample_accuracy
 from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, class_input_files
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
-from ..qgis_glue.parameters import check_no_overwrite, optional_band, optional_file_output
+from ..qgis_glue.parameters import (
+    add_html_report,
+    check_no_overwrite,
+    optional_band,
+    optional_file_output,
+    report_link,
+    written_outputs,
+)
 from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
 from .base import LandcoverAlgorithm
 
@@ -103,6 +110,28 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
     DISPLAY_NAME = "Area-adjusted accuracy from validation points"
     GROUP = "Accuracy assessment"
     GROUP_ID = "accuracy"
+    TAGS = (
+        "accuracy",
+        "accuracy assessment",
+        "area-adjusted accuracy",
+        "area estimation",
+        "Olofsson",
+        "good practices",
+        "stratified sampling",
+        "stratified estimator",
+        "sample",
+        "validation points",
+        "reference points",
+        "confusion matrix",
+        "error matrix",
+        "overall accuracy",
+        "producer's accuracy",
+        "user's accuracy",
+        "confidence interval",
+        "standard error",
+        "land cover",
+        "classification",
+    )
 
     CLASSIFIED = "CLASSIFIED"
     CLASSIFIED_BAND = "CLASSIFIED_BAND"
@@ -136,7 +165,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         self.addParameter(classified)
         band = QgsProcessingParameterBand(
             self.CLASSIFIED_BAND,
-            "Classified raster: band",
+            "Classified band",
             parentLayerParameterName=self.CLASSIFIED,
             optional=True,
         )
@@ -158,11 +187,11 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         )
         self.addParameter(field)
         add_class_parameters(self)
-        html = QgsProcessingParameterFileDestination(
-            self.OUTPUT_HTML, "Report (HTML)", "HTML files (*.html)"
+        add_html_report(
+            self,
+            self.OUTPUT_HTML,
+            "Area estimates with confidence intervals, accuracies, sample counts.",
         )
-        html.setHelp("Area estimates with confidence intervals, accuracies, sample counts.")
-        self.addParameter(html)
         output_json = QgsProcessingParameterFileDestination(
             self.OUTPUT_JSON,
             "Estimates (JSON)",
@@ -172,9 +201,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         )
         output_json.setHelp("Optional. Every estimate, machine-readable; undefined values null.")
         self.addParameter(output_json)
-        self.addOutput(
-            QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Area-weighted overall accuracy (0-1)")
-        )
+        self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Area-weighted accuracy"))
 
     def processAlgorithm(
         self,
@@ -234,10 +261,10 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         overall = report.overall_accuracy
         feedback.pushInfo(
             f"{report.points.used} points used; area-weighted overall accuracy "
-            f"{'undefined' if overall is None else f'{overall:.4f}'}. Report: {html}"
+            f"{'undefined' if overall is None else f'{overall:.4f}'}. Report: "
+            f"{report_link(html)}"
         )
         return {
-            self.OUTPUT_HTML: html,
-            self.OUTPUT_JSON: json_path,
+            **written_outputs({self.OUTPUT_HTML: html, self.OUTPUT_JSON: json_path}),
             self.OVERALL_ACCURACY: overall,
         }

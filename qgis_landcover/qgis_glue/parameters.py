@@ -1,6 +1,7 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """Parameter values read into what the core takes: extents as bounds, optional outputs
-and bands as ``None`` when skipped, enum options by name or index, band lists, number
+and bands as ``None`` when skipped (however QGIS says "skipped": :func:`is_unset`), the
+results of outputs actually written, enum options by name or index, band lists, number
 bounds in messages, and the check that no output overwrites an input."""
 
 from __future__ import annotations
@@ -11,14 +12,19 @@ from typing import Any, TypeVar
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsExpressionContext,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingOutputFile,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProperty,
 )
+from qgis.PyQt.QtCore import QUrl, QVariant
 
 from ..core.files.inputs import Input, Output, check_outputs
 from ..core.raster.grid import Bounds, format_bounds
@@ -38,9 +44,36 @@ def parameter_label(algorithm: QgsProcessingAlgorithm, name: str) -> str:
     return f'{name} "{definition.description()}"' if definition is not None else name
 
 
-def is_unset(value: Any) -> bool:
-    """True for a parameter value that was not given (``None`` or empty text)."""
-    return value is None or (isinstance(value, str) and value == "")
+def is_unset(value: Any, context: QgsProcessingContext | None = None) -> bool:
+    """True for a parameter value that was not given: ``None``, a NULL ``QVariant``,
+    blank text, a ``QgsProperty`` whose value is one of these, or an output definition
+    (``QgsProcessingOutputLayerDefinition``) whose sink is one of these.
+
+    The one test of "not set" for every parameter, outputs included. QGIS passes a
+    skipped optional output in several forms: the algorithm dialog leaves it out, the
+    batch dialog passes ``QgsProcessingOutputLayerDefinition('')`` for raster and vector
+    destinations (``''`` for files), models may pass a ``QgsProperty``. Reading such a
+    definition with ``parameterAsOutputLayer`` would register the empty path as a layer
+    to load ("The following layers were not correctly generated"), so test it first.
+
+    Args:
+        context: evaluates expression and field properties; without it they count as
+            set (they may give a value when the algorithm runs).
+    """
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink
+    if isinstance(value, QgsProperty):
+        if value.propertyType() == QgsProperty.Type.InvalidProperty:
+            return True
+        if value.propertyType() == QgsProperty.Type.StaticProperty:
+            value = value.staticValue()
+        elif context is None:
+            return False
+        else:
+            value = value.value(context.expressionContext() or QgsExpressionContext())[0]
+    if isinstance(value, QVariant):
+        return value.isNull()
+    return value is None or (isinstance(value, str) and not value.strip())
 
 
 def extent_bounds(
@@ -59,7 +92,7 @@ def extent_bounds(
     set" would silently process the whole default area; passing it on would fail
     later with a message about overlap that does not name the cause.
     """
-    if is_unset(parameters.get(name)):
+    if is_unset(parameters.get(name), context):
         return None
     given = algorithm.parameterAsExtent(parameters, name, context)
     if given.isNull():
@@ -89,8 +122,9 @@ def optional_file_output(
     name: str,
     context: QgsProcessingContext,
 ) -> str | None:
-    """The path of an optional file destination, ``None`` when it is skipped."""
-    if is_unset(parameters.get(name)):
+    """The path of an optional file destination, ``None`` when it is skipped
+    (:func:`is_unset`)."""
+    if is_unset(parameters.get(name), context):
         return None
     return algorithm.parameterAsFileOutput(parameters, name, context) or None
 
@@ -101,10 +135,40 @@ def optional_layer_output(
     name: str,
     context: QgsProcessingContext,
 ) -> str | None:
-    """The path of an optional layer (raster) destination, ``None`` when it is skipped."""
-    if is_unset(parameters.get(name)):
+    """The path of an optional layer (raster, vector) destination, ``None`` when it is
+    skipped (:func:`is_unset`); a skipped one is not registered as a layer to load."""
+    if is_unset(parameters.get(name), context):
         return None
     return algorithm.parameterAsOutputLayer(parameters, name, context) or None
+
+
+def add_html_report(algorithm: QgsProcessingAlgorithm, name: str, help_text: str) -> None:
+    """Declare the HTML report destination ``name`` ("Report (HTML)", an ``.html`` file)
+    with a plain file output (``QgsProcessingOutputFile``).
+
+    QGIS would declare an ``.html`` destination's output as ``QgsProcessingOutputHtml``,
+    and the batch dialog of QGIS 3.22 (the oldest QGIS the plugin supports) then fails after every
+    run with "ProcessingResults.addResult() missing 1 required positional argument:
+    'timestamp'" (its ``loadHTMLResults`` omits the argument). A file output keeps batch
+    runs working; the report is then not listed in the Results Viewer, so algorithms
+    write its ``file://`` link (:func:`report_link`) to the log instead.
+    """
+    html = QgsProcessingParameterFileDestination(name, "Report (HTML)", "HTML files (*.html)")
+    html.setHelp(help_text)
+    algorithm.addParameter(html, createOutput=False)
+    algorithm.addOutput(QgsProcessingOutputFile(name, "Report (HTML)"))
+
+
+def report_link(path: str) -> str:
+    """``path`` as a ``file://`` URL, which the algorithm dialog's log shows as a link."""
+    return QUrl.fromLocalFile(path).toString()
+
+
+def written_outputs(paths: dict[str, str | None]) -> dict[str, str]:
+    """The results entries of the outputs written: output name -> path, skipped ones
+    (``None`` or empty) left out, as QGIS's own algorithms leave them out, so that no
+    result names a file that does not exist (the batch dialog's summary, models)."""
+    return {name: path for name, path in paths.items() if path}
 
 
 def optional_band(
@@ -114,7 +178,7 @@ def optional_band(
     context: QgsProcessingContext,
 ) -> int | None:
     """The band number of an optional band parameter, ``None`` when not set."""
-    if is_unset(parameters.get(name)):
+    if is_unset(parameters.get(name), context):
         return None
     return algorithm.parameterAsInt(parameters, name, context) or None
 

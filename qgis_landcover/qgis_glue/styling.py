@@ -1,9 +1,12 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
-"""Styling outputs as QGIS loads them: the classified raster opens with its paletted
-style (class colours and names, the ``.qml`` the core writes beside it)."""
+"""Styling outputs as QGIS loads them: a raster the core writes with a ``.qml`` style
+beside it (the classified raster: class colours and names; the agreement raster: agree
+and disagree) opens with that style, i.e. its few real classes, not the 256 entries of
+the GeoTIFF's colour table that QGIS would list otherwise."""
 
 from __future__ import annotations
 
+import os
 from typing import ClassVar
 
 from qgis.core import (
@@ -38,3 +41,13 @@ class ClassifiedStyler(QgsProcessingLayerPostProcessorInterface):
         if not ok:
             feedback.pushWarning(f"Could not apply the style {self.qml}: {message}")
         layer.triggerRepaint()
+
+
+def style_on_load(
+    context: QgsProcessingContext, output: str | None, qml: str | os.PathLike[str]
+) -> None:
+    """Have QGIS apply the style ``qml`` when it loads ``output`` on completion (the
+    dialogs, ``runAndLoadResults``); nothing when ``output`` is skipped or not loaded."""
+    if output and context.willLoadLayerOnCompletion(output):
+        details = context.layerToLoadOnCompletionDetails(output)
+        details.setPostProcessor(ClassifiedStyler.create(str(qml)))

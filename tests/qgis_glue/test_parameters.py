@@ -11,11 +11,13 @@ from typing import Any
 import pytest
 from osgeo import osr
 from qgis.core import (
+    NULL,
     QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
     QgsProcessingFeedback,
+    QgsProcessingOutputLayerDefinition,
     QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterExtent,
@@ -24,6 +26,8 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterRasterLayer,
+    QgsProject,
+    QgsProperty,
     QgsRectangle,
 )
 
@@ -34,10 +38,12 @@ from qgis_landcover.qgis_glue.parameters import (
     check_no_overwrite,
     enum_string,
     extent_bounds,
+    is_unset,
     number_problem,
     optional_band,
     optional_file_output,
     optional_layer_output,
+    written_outputs,
 )
 
 from ..conftest import DATA
@@ -241,6 +247,55 @@ def test_given_optional_values(algorithm: ParametersAlgorithm, tmp_path: Path) -
     )
     assert optional_band(algorithm, parameters, "BAND", context) == 3
     assert optional_band(algorithm, {"BAND": 0}, "BAND", context) is None  # QGIS's "no band"
+
+
+def empty_outputs() -> list[Any]:
+    """A skipped optional output as the dialogs, batch rows and models pass it."""
+    project = QgsProject.instance()
+    return [
+        None,
+        "",
+        "  ",
+        NULL,
+        QgsProperty(),
+        QgsProperty.fromValue(""),
+        QgsProperty.fromExpression("''"),
+        QgsProcessingOutputLayerDefinition("", project),
+        QgsProcessingOutputLayerDefinition(QgsProperty.fromValue(""), project),
+        QgsProcessingOutputLayerDefinition(QgsProperty.fromExpression("NULL"), project),
+    ]
+
+
+@pytest.mark.parametrize("index", range(len(empty_outputs())))
+def test_empty_output_definitions_are_skipped_and_not_loaded(
+    algorithm: ParametersAlgorithm, index: int
+) -> None:
+    value = empty_outputs()[index]
+    context = QgsProcessingContext()
+    assert is_unset(value, context)
+    assert optional_layer_output(algorithm, {"RASTER": value}, "RASTER", context) is None
+    assert optional_file_output(algorithm, {"REPORT": value}, "REPORT", context) is None
+    # Reading it with parameterAsOutputLayer would have queued '' as a layer to load.
+    assert not context.layersToLoadOnCompletion()
+
+
+def test_given_output_definitions_are_read(algorithm: ParametersAlgorithm, tmp_path: Path) -> None:
+    context = QgsProcessingContext()
+    path = str(tmp_path / "r.tif")
+    for value in (
+        QgsProcessingOutputLayerDefinition(path, QgsProject.instance()),
+        QgsProcessingOutputLayerDefinition(QgsProperty.fromValue(path), QgsProject.instance()),
+        QgsProperty.fromExpression(f"'{tmp_path}' || '/r.tif'"),
+    ):
+        assert not is_unset(value, context)
+        assert optional_layer_output(algorithm, {"RASTER": value}, "RASTER", context) == path
+    assert list(context.layersToLoadOnCompletion()) == [path]
+    # Without a context an expression cannot be evaluated: it counts as given.
+    assert not is_unset(QgsProperty.fromExpression("''"))
+
+
+def test_written_outputs_leave_out_skipped_ones() -> None:
+    assert written_outputs({"A": "a.tif", "B": None, "C": ""}) == {"A": "a.tif"}
 
 
 @pytest.mark.parametrize(
