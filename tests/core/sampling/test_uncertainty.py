@@ -140,3 +140,20 @@ def test_suggest_points_bad_input(tmp_path: Path, crop: Path) -> None:
         suggest_points(GdalImageSource(crop), model, 0)
     with pytest.raises(InputError, match="negative"):
         suggest_points(GdalImageSource(crop), model, 5, min_distance=-1)
+
+
+def test_no_point_on_nodata(tmp_path: Path, crop: Path) -> None:
+    """Pixels without data (all bands 0 here) are classified nodata and never suggested,
+    however unsure the model would be there."""
+    clear_session_cache()
+    image = gdal.Open(str(crop)).ReadAsArray()
+    image[:, :, :48] = 0
+    holed = tmp_path / "holed.tif"
+    dataset = gdal.GetDriverByName("GTiff").CreateCopy(str(holed), gdal.Open(str(crop)))
+    dataset.WriteArray(image)
+    dataset = None
+    # Equal scores for dark pixels would make them the least sure of all.
+    weights = np.array([[1.0, 0.0, 0.0, 0.0], [0.0, 1.0, 0.0, 0.0]])
+    model = pointwise_model(tmp_path / "m.onnx", weights, contract=contract_for(2))
+    result = suggest_points(GdalImageSource(holed), model, 20, min_distance=4.0)
+    assert len(result.cols) == 20 and result.cols.min() >= 48
