@@ -24,12 +24,14 @@ import math
 import os
 import tempfile
 from collections.abc import Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
 
 from ..errors import InputError
+from ..files.temporary import registered_temporary
 from ..inference.classified_output import NODATA, OutputPaths
 from ..inference.classify import classify
 from ..inference.image_source import Extent, ImageSource
@@ -265,9 +267,13 @@ def suggest_points(
     session = (
         model if isinstance(model, ModelSession) else load_session(model, options.device, progress)
     )
-    with tempfile.TemporaryDirectory(prefix="landcover-suggest-") as folder:
+    # Scratch rasters in a temporary folder, registered so that a SIGTERM removes them too.
+    with tempfile.TemporaryDirectory(prefix="landcover-suggest-") as folder, ExitStack() as stack:
         outputs = OutputPaths(
-            Path(folder) / "classes.tif", probabilities=Path(folder) / "probabilities.tif"
+            stack.enter_context(registered_temporary(Path(folder) / "classes.tif")),
+            probabilities=stack.enter_context(
+                registered_temporary(Path(folder) / "probabilities.tif")
+            ),
         )
         result = classify(
             source,

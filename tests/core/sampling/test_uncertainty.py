@@ -4,15 +4,18 @@ the whole road through the core classify against the pointwise model's closed fo
 
 from __future__ import annotations
 
+import tempfile
 from pathlib import Path
 
 import numpy as np
 import pytest
 from osgeo import gdal
 
-from qgis_landcover.core.errors import InputError
+from qgis_landcover.core.errors import CancelledError, InputError
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
+from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.session import clear_session_cache
+from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.sampling.uncertainty import (
     Candidates,
     cell_candidates,
@@ -157,3 +160,26 @@ def test_no_point_on_nodata(tmp_path: Path, crop: Path) -> None:
     model = pointwise_model(tmp_path / "m.onnx", weights, contract=contract_for(2))
     result = suggest_points(GdalImageSource(holed), model, 20, min_distance=4.0)
     assert len(result.cols) == 20 and result.cols.min() >= 48
+
+
+class CancelAfterStart(NullProgress):
+    def is_cancelled(self) -> bool:
+        return self.percent > 0
+
+
+def test_cancel_leaves_no_scratch_file(
+    tmp_path: Path, crop: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    scratch = tmp_path / "scratch"
+    scratch.mkdir()
+    monkeypatch.setattr(tempfile, "tempdir", str(scratch))
+    model = pointwise_model(tmp_path / "m.onnx", np.eye(2, 4), contract=contract_for(2))
+    with pytest.raises(CancelledError):
+        suggest_points(
+            GdalImageSource(crop),
+            model,
+            5,
+            options=ClassifyOptions(tile_size=32, batch_size=1),
+            progress=CancelAfterStart(),
+        )
+    assert list(scratch.iterdir()) == []
