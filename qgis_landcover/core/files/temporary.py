@@ -114,7 +114,22 @@ def remove_stale(destination: Path, *, max_age: float = STALE_AFTER_SECONDS) -> 
     was not modified for ``max_age`` seconds.
     """
     directory = destination.parent if str(destination.parent) else Path(".")
-    pattern = _stale_pattern(destination)
+    return _remove_stale_matching(directory, _stale_pattern(destination), max_age)
+
+
+_ANY_TEMPORARY = re.compile(
+    rf"^\..+\.(?P<pid>\d+)-\d+{re.escape(TAG)}[^.]*(\.[^.]+)?"
+    rf"(?P<sidecar>{'|'.join(re.escape(extension) for extension in SIDECARS)})?$"
+)
+
+
+def remove_stale_in(directory: Path, *, max_age: float = STALE_AFTER_SECONDS) -> list[Path]:
+    """:func:`remove_stale` for every destination in ``directory`` at once (one listing):
+    e.g. a many-tiles job's chunk folder after its worker processes are gone."""
+    return _remove_stale_matching(directory, _ANY_TEMPORARY, max_age)
+
+
+def _remove_stale_matching(directory: Path, pattern: re.Pattern[str], max_age: float) -> list[Path]:
     removed: list[Path] = []
     try:
         entries = list(os.scandir(directory))
@@ -264,4 +279,17 @@ def _process_alive(pid: int) -> bool:
         return False
     except OSError:
         return True  # e.g. PermissionError: it exists, owned by someone else
-    return True
+    return not _is_zombie(pid)
+
+
+def _is_zombie(pid: int) -> bool:
+    """Whether ``pid`` has exited but was not reaped yet (Linux ``/proc``): it writes
+    nothing any more, though ``kill(pid, 0)`` still finds it. A killed worker is one
+    until its parent (a pool, a Dask nanny) waits for it, while its chunk may already
+    run again elsewhere."""
+    try:
+        stat = Path(f"/proc/{pid}/stat").read_text()
+    except OSError:
+        return False
+    # "pid (command) state ...": the command may hold spaces and parentheses.
+    return stat[stat.rfind(")") + 2 : stat.rfind(")") + 3] == "Z"

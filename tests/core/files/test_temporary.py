@@ -17,7 +17,7 @@ from types import FrameType
 import pytest
 
 from qgis_landcover.core.files.atomic import atomic_output
-from qgis_landcover.core.files.temporary import STALE_AFTER_SECONDS
+from qgis_landcover.core.files.temporary import STALE_AFTER_SECONDS, remove_stale, remove_stale_in
 
 from ...conftest import DATA, ROOT
 
@@ -170,3 +170,43 @@ def test_no_handler_from_other_threads_or_over_an_ignored_signal(tmp_path: Path)
             temporary.write_bytes(b"map")
     finally:
         signal.signal(signal.SIGTERM, original)
+
+
+def test_a_killed_but_unreaped_writer_is_stale(tmp_path: Path) -> None:
+    """A worker killed mid-write is a zombie until its parent waits for it; its
+    temporary file is stale at once (its chunk may already run again elsewhere)."""
+    exited = subprocess.Popen([sys.executable, "-c", "pass"])
+    try:
+        deadline = time.monotonic() + 30
+        while Path(f"/proc/{exited.pid}/stat").read_text().split(")")[-1].split()[0] != "Z":
+            assert time.monotonic() < deadline
+            time.sleep(0.02)
+        name = f".map.tif.{exited.pid}-0.tmp-landcover.tif"
+        (tmp_path / name).write_bytes(b"x")
+        assert remove_stale(tmp_path / "map.tif") == [tmp_path / name]
+    finally:
+        exited.wait()
+
+
+def test_remove_stale_in_clears_a_whole_folder_in_one_listing(tmp_path: Path) -> None:
+    gone = dead_pid()
+    running = subprocess.Popen([sys.executable, "-c", "input()"], stdin=subprocess.PIPE)
+    try:
+        stale = {
+            f".r0_c0.tif.{gone}-0.tmp-landcover.tif",
+            f".r0_c0.tif.{gone}-0.tmp-landcover.tif.aux.xml",
+            f".r1_c0.raw.tif.{gone}-7.tmp-landcover.tif",
+            f".notes.{gone}-1.tmp-landcover.tmp",
+        }
+        kept = {
+            f".r2_c0.tif.{running.pid}-0.tmp-landcover.tif",  # still being written
+            "r0_c0.tif",
+            f".r0_c0.tif.{gone}.tif",  # not a temporary name
+        }
+        for name in stale | kept:
+            (tmp_path / name).write_bytes(b"x")
+        removed = remove_stale_in(tmp_path)
+        assert {path.name for path in removed} == stale
+        assert {path.name for path in tmp_path.iterdir()} == kept
+    finally:
+        running.communicate(b"\n")
