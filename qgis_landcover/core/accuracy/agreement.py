@@ -175,6 +175,21 @@ def _default_names_and_colors(
     return {}, {}
 
 
+def listed_classes(
+    compared: Iterable[int],
+    known: Mapping[int, str],
+    ignore: Iterable[int],
+    nodata: Iterable[int],
+) -> list[int]:
+    """The classes a report lists: those compared, and those of the class list (``known``:
+    the map's category names, e.g. the model's classes, or the names given) that are
+    absent from both rasters, as rows and columns of zeros, so that a class the model
+    never predicted and the reference never holds is seen to be missing rather than
+    silently left out. Ignore values and nodata values are not classes."""
+    absent = set(known) - set(compared) - set(ignore) - set(nodata)
+    return sorted(set(compared) | absent)
+
+
 def assess_agreement(
     classified_path: str | os.PathLike[str],
     reference_path: str | os.PathLike[str],
@@ -273,7 +288,10 @@ def assess_agreement(
         )
 
     names.update(class_names or {})
-    statistics = accuracy_statistics(confusion.matrix, confusion.classes, names)
+    classes = listed_classes(
+        confusion.classes, names, ignore, classified.nodata_values() | reference.nodata_values()
+    )
+    statistics = accuracy_statistics(confusion.aligned_matrix(classes), classes, names)
     if statistics.observations == 0:
         warnings.append(
             "Zero observations: every compared pixel is nodata or an ignore value in the "

@@ -184,8 +184,27 @@ def _overall_rows(statistics: AgreementStatistics) -> list[tuple[str, str]]:
     ]
 
 
+_YES_NO = {
+    "reference_resampled": (
+        "yes, nearest neighbour onto the comparison grid",
+        "no, it has the comparison grid",
+    )
+}
+"""How the report words the inputs' yes / no fields (never Python's True / False)."""
+
+
+def _input_text(key: str, value: Any) -> str:
+    if isinstance(value, bool):
+        yes, no = _YES_NO.get(key, ("yes", "no"))
+        return yes if value else no
+    return str(value)
+
+
 def _inputs_rows(inputs: AgreementInputs | SampleAccuracyInputs) -> list[tuple[str, str]]:
-    return [(key.replace("_", " "), escape(str(value))) for key, value in asdict(inputs).items()]
+    return [
+        (key.replace("_", " "), escape(_input_text(key, value)))
+        for key, value in asdict(inputs).items()
+    ]
 
 
 def _page(title: str, sections: list[str]) -> str:

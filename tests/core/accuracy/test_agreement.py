@@ -207,10 +207,15 @@ def test_class_names_from_the_category_names(tmp_path: Path) -> None:
     )
     report = assess_agreement(path, LABELS)
     names = [c.name for c in report.statistics.classes]
-    assert names == ["tree canopy", "low vegetation", "impervious"]
+    # Water is in the class list but in neither raster: listed, with zeros.
+    assert names == ["water", "tree canopy", "low vegetation", "impervious"]
+    water = report.statistics.classes[0]
+    assert (water.value, water.classified, water.reference) == (1, 0, 0)
+    counts = np.asarray(report.statistics.matrix)
+    assert counts[0].tolist() == [0, 0, 0, 0] and counts[:, 0].tolist() == [0, 0, 0, 0]
     assert report.class_colors[2] == "#008000"
     named = assess_agreement(path, LABELS, class_names={3: "grass <&>"})
-    assert named.statistics.classes[1].name == "grass <&>"
+    assert named.statistics.classes[2].name == "grass <&>"
     # Remapped classification: raw-value names would be wrong, so none are used.
     remapped = assess_agreement(path, LABELS, classified_remap={5: 3})
     assert [c.name for c in remapped.statistics.classes] == ["class 2", "class 3", "class 5"]
@@ -228,7 +233,20 @@ def test_class_names_for_too_few_classes_are_refused_and_write_nothing(tmp_path:
     assert list(tmp_path.iterdir()) == []
     names = {1: "Water", 2: "Trees", 3: "Low", 5: "Built", 6: "Roads"}  # a whole legend
     report = assess_agreement(LABELS, LABELS, class_names=names)
-    assert [c.name for c in report.statistics.classes] == ["Trees", "Low", "Built"]
+    # Classes of the legend absent from both rasters are listed with zero rows and
+    # columns; the statistics are those of the 3 classes compared.
+    statistics = report.statistics
+    assert [c.name for c in statistics.classes] == ["Water", "Trees", "Low", "Built", "Roads"]
+    counts = np.asarray(statistics.matrix)
+    assert counts[[0, 4]].sum() == 0 and counts[:, [0, 4]].sum() == 0
+    unnamed = assess_agreement(LABELS, LABELS).statistics
+    assert counts[1:4, 1:4].tolist() == np.asarray(unnamed.matrix).tolist()
+    assert (statistics.overall_accuracy, statistics.kappa.value, statistics.mean_iou) == (
+        unnamed.overall_accuracy,
+        unnamed.kappa.value,
+        unnamed.mean_iou,
+    )
+    assert statistics.classes[0].iou is None and statistics.classes[0].producers_accuracy is None
 
 
 def test_all_pixels_ignored_gives_zero_observations() -> None:

@@ -129,6 +129,28 @@ def test_agreement_html_is_self_contained(tmp_path: Path) -> None:
     assert "classes present in the reference" in html and "r.kappa pairs" in html
 
 
+@pytest.mark.parametrize(
+    ("resampled", "words"),
+    [
+        (False, "no, it has the comparison grid"),
+        (True, "yes, nearest neighbour onto the comparison grid"),
+    ],
+)
+def test_inputs_say_yes_or_no_in_words(resampled: bool, words: str) -> None:
+    """The report printed Python's 'False' for 'reference resampled'."""
+    report = agreement_report()
+    report = AgreementReport(
+        report.statistics,
+        12,
+        100,
+        inputs(reference_resampled=resampled),  # type: ignore[arg-type]
+    )
+    html = agreement_html(report)
+    row = re.search(r"reference resampled</th><td[^>]*>([^<]*)<", html)
+    assert row is not None and row.group(1) == words
+    assert ">False<" not in html and ">True<" not in html
+
+
 def test_zero_observations_report() -> None:
     statistics = accuracy_statistics(np.zeros((0, 0), dtype=np.int64), [])
     html = agreement_html(AgreementReport(statistics, 100, 100, inputs()))
