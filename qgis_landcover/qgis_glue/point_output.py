@@ -18,9 +18,11 @@ from qgis.core import (
     QgsFields,
     QgsGeometry,
     QgsPointXY,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingOutputLayerDefinition,
     QgsWkbTypes,
 )
 from qgis.PyQt.QtCore import QVariant
@@ -50,14 +52,20 @@ def sink_destination(
     name: str,
     context: QgsProcessingContext,
 ) -> str | None:
-    """The file a feature sink parameter will write (``None`` for a temporary or memory
-    layer), for the overwrite check before anything is written."""
-    if is_unset(parameters.get(name), context):
+    """The file a feature sink parameter will write, for the overwrite check before
+    anything is written; ``None`` for a temporary or memory layer.
+
+    Read from the value as given, not with ``parameterAsOutputLayer``: that would
+    register a layer to load under a name the sink, created later, may not have."""
+    value = parameters.get(name)
+    if is_unset(value, context):
         return None
-    destination = algorithm.parameterAsOutputLayer(parameters, name, context)
-    if not destination or destination.startswith("memory:"):
+    if isinstance(value, QgsProcessingOutputLayerDefinition):
+        value = value.sink.valueAsString(context.expressionContext(), "")[0]
+    text = str(value).strip()
+    if not text or text == QgsProcessing.TEMPORARY_OUTPUT or text.startswith(("memory:", "ogr:")):
         return None
-    return destination.split("|", 1)[0]
+    return text.split("|", 1)[0]
 
 
 def write_points(

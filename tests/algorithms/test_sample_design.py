@@ -135,3 +135,12 @@ def test_bad_parameters(run_algorithm: Run, tmp_path: Path) -> None:
     with pytest.raises(QgsProcessingException, match="classes 2, 5: give one"):
         design(run_algorithm, tmp_path / "x.gpkg", EXPECTED_USER_ACCURACY="3:0.7")
     assert not (tmp_path / "x.gpkg").exists()
+
+
+def test_output_never_overwrites_the_input(run_algorithm: Run, tmp_path: Path) -> None:
+    classified = tmp_path / "map.tif"
+    gdal.Translate(str(classified), str(LABELS))
+    before = classified.read_bytes()
+    with pytest.raises(QgsProcessingException, match=r"OUTPUT .* would overwrite"):
+        design(run_algorithm, classified, INPUT=str(classified))
+    assert classified.read_bytes() == before
