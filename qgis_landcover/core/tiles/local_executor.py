@@ -119,7 +119,8 @@ def worker_memory_bytes(job: TilesJob) -> int:
     return pipeline + model + SESSION_OVERHEAD_BYTES + 2 * job.chunk_size**2
 
 
-def _uses_gpu(device: str) -> bool:
+def uses_gpu(device: str) -> bool:
+    """Whether ``device`` runs the model on a GPU here (``auto`` with a GPU provider)."""
     if device in ("cuda", "tensorrt"):
         return True
     return device == "auto" and any(p != CPU for p in available_providers())
@@ -132,13 +133,25 @@ def choose_workers(job: TilesJob, chunks: int, requested: int | None = None) -> 
     ``chunks``."""
     if requested:
         return max(1, min(requested, chunks))
-    if _uses_gpu(job.device):
+    if uses_gpu(job.device):
         return 1
     cores = physical_core_count()
     memory = physical_memory_bytes()
     need = worker_memory_bytes(job)
     by_memory = cores if memory is None else int(MEMORY_FRACTION * memory // need)
     return max(1, min(cores, by_memory, chunks))
+
+
+def with_memory_share(job: TilesJob, workers: int) -> TilesJob:
+    """``job`` with each of ``workers`` CPU workers on this machine limited to its share
+    of the memory, unless a limit was given or the model runs on a GPU."""
+    if job.options.memory_limit_bytes is not None or uses_gpu(job.device):
+        return job
+    memory = physical_memory_bytes()
+    if memory is None:
+        return job
+    share = int(MEMORY_FRACTION * memory / workers)
+    return replace(job, options=replace(job.options, memory_limit_bytes=share))
 
 
 def core_groups(workers: int) -> list[list[int]]:
@@ -227,11 +240,7 @@ class LocalExecutor:
             return
         workers = choose_workers(job, len(chunks), self.workers)
         self.started_workers = workers
-        if job.options.memory_limit_bytes is None and not _uses_gpu(job.device):
-            memory = physical_memory_bytes()
-            if memory is not None:
-                share = int(MEMORY_FRACTION * memory / workers)
-                job = replace(job, options=replace(job.options, memory_limit_bytes=share))
+        job = with_memory_share(job, workers)
         todo: list[Chunk] = list(chunks)
         breaks: dict[str, int] = {}
         while todo and not is_cancelled():
@@ -315,7 +324,7 @@ def _terminate(pool: futures.ProcessPoolExecutor) -> None:
     pool.shutdown(wait=False, cancel_futures=True)
     for process in processes:
         if process.is_alive():
-            process.terminate()
+            process.kill()
     deadline = time.monotonic() + 10.0
     for process in processes:
         process.join(max(0.0, deadline - time.monotonic()))
