@@ -13,8 +13,9 @@ physical core it may run on) does not fight the others for them.
 A worker that dies (killed, out of memory) breaks the pool: the chunks it was running
 are run again in a new pool, and a chunk that breaks the pool twice is recorded as
 failed. Cancelling stops scheduling and terminates the workers: their temporary
-files are deleted by their SIGTERM handler (:mod:`..files.temporary`) and by the next
-run of the same chunk, so no partial output is ever left under a chunk's name.
+files are deleted by their SIGTERM handler (:mod:`..files.temporary`), and whatever a
+killed worker left is deleted once all workers are gone, so no partial output is ever
+left under a chunk's name, nor beside it.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ from pathlib import Path
 from typing import Any
 
 from ..errors import LandcoverError
+from ..files.temporary import remove_stale_in
 from ..inference.planning import (
     CPU_BATCH_SIZE,
     MEMORY_FRACTION,
@@ -243,8 +245,13 @@ class LocalExecutor:
         job = with_memory_share(job, workers)
         todo: list[Chunk] = list(chunks)
         breaks: dict[str, int] = {}
-        while todo and not is_cancelled():
-            todo = self._run_pool(job, todo, workers, breaks, on_result, is_cancelled)
+        try:
+            while todo and not is_cancelled():
+                todo = self._run_pool(job, todo, workers, breaks, on_result, is_cancelled)
+        finally:
+            # Every worker is gone now: what a terminated or killed one was writing
+            # (a temporary chunk, its style) is deleted, whatever signal stopped it.
+            remove_stale_in(job.chunks_folder)
 
     def _run_pool(
         self,
