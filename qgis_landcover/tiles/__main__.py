@@ -23,13 +23,10 @@ from ..core.errors import CancelledError, LandcoverError
 from ..core.inference.image_source import Extent
 from ..core.inference.pipeline import ClassifyOptions
 from ..core.models.resolve import resolve_model
-from ..core.tiles.executor import ChunkExecutor
+from ..core.tiles.executor import executor_for
 from ..core.tiles.job import DEFAULT_CHUNK_SIZE, build_job
-from ..core.tiles.local_executor import LocalExecutor
 from ..core.tiles.run import run_tiles_job
 
-LOCAL = ("", "local")
-LOCAL_DASK = "local-dask"
 BAR_WIDTH = 30
 
 
@@ -80,21 +77,6 @@ class TextProgress:
             raise KeyboardInterrupt
         self.cancelled = True
         self._line("Cancelling: no new chunks start (Ctrl-C again to stop at once).")
-
-
-def executor_for(scheduler: str, workers: int | None) -> ChunkExecutor:
-    """The executor named by ``--scheduler``: local processes, or Dask (imported only
-    then; a clear message when it is not installed)."""
-    if scheduler.strip().lower() in LOCAL:
-        return LocalExecutor(workers)
-    try:
-        from ..core.tiles.dask_executor import DaskExecutor
-    except ImportError as error:
-        raise LandcoverError(
-            f'--scheduler {scheduler} needs Dask: pip install "dask[distributed]" ({error}).'
-        ) from error
-    address = None if scheduler.strip().lower() == LOCAL_DASK else scheduler.strip()
-    return DaskExecutor(address, workers)  # type: ignore[no-any-return]
 
 
 def parse_extent(text: str) -> Extent:

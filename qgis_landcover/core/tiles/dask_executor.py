@@ -26,7 +26,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+import multiprocessing
 import os
+import sys
 import time
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
@@ -36,7 +38,7 @@ from ..errors import InputError
 from ..files.temporary import remove_stale_in
 from .chunk_runner import ChunkResult, failed_result, run_chunk
 from .job import Chunk, TilesJob
-from .local_executor import choose_workers, core_groups, with_memory_share
+from .local_executor import choose_workers, core_groups, with_memory_share, worker_python
 
 LOCAL_DASK = "local-dask"
 """The ``SCHEDULER`` value (and ``address``) for a Dask ``LocalCluster`` on this machine."""
@@ -150,6 +152,11 @@ class DaskExecutor:
         workers = choose_workers(job, len(chunks), self.workers)
         self.started_workers = workers
         job = with_memory_share(job, workers)
+        # Dask's nannies spawn their workers; inside QGIS sys.executable is the QGIS
+        # binary, which cannot run one (the local executor does the same).
+        python = worker_python()
+        if python != sys.executable:
+            multiprocessing.get_context("spawn").set_executable(python)
         try:
             with (
                 distributed.LocalCluster(

@@ -18,6 +18,10 @@ from typing import Protocol
 from .chunk_runner import ChunkResult
 from .job import Chunk, TilesJob
 
+ChunkTask = Callable[[TilesJob, Chunk], ChunkResult]
+"""What an executor runs per chunk: :func:`~.chunk_runner.run_chunk`, or in tests a
+top-level wrapper of it (importable by the workers)."""
+
 
 class ChunkExecutor(Protocol):
     """Runs chunks of a job and reports each result.
@@ -46,3 +50,27 @@ class ChunkExecutor(Protocol):
     def describe(self) -> str:
         """One line for the log: what runs the chunks (e.g. "4 local worker processes")."""
         ...
+
+
+LOCAL_SCHEDULERS = ("", "local")
+"""Scheduler values naming worker processes here (:class:`~.local_executor.LocalExecutor`)."""
+
+
+def executor_for(scheduler: str | None, workers: int | None = None) -> ChunkExecutor:
+    """The executor a scheduler value names (``SCHEDULER``, ``--scheduler``): empty or
+    ``local``: worker processes here; ``local-dask``: a Dask ``LocalCluster`` here; any
+    other value: the address of a Dask scheduler (``tcp://host:8786``). Dask is
+    imported only when the chunks run (a message says how to install it if missing).
+
+    Args:
+        workers: worker processes on this machine, ``None`` to choose from cores and
+            memory (a remote Dask cluster has the workers it has).
+    """
+    text = (scheduler or "").strip()
+    if text.lower() in LOCAL_SCHEDULERS:
+        from .local_executor import LocalExecutor
+
+        return LocalExecutor(workers)
+    from .dask_executor import DaskExecutor
+
+    return DaskExecutor(text, workers)

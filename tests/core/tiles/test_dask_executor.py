@@ -25,8 +25,11 @@ from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.tiles.chunk_runner import ChunkResult, run_chunk
 from qgis_landcover.core.tiles.dask_executor import DaskExecutor
+from qgis_landcover.core.tiles.executor import executor_for
 from qgis_landcover.core.tiles.job import Chunk, TilesJob, build_job, plan_chunks
+from qgis_landcover.core.tiles.local_executor import LocalExecutor
 from qgis_landcover.core.tiles.run import run_tiles_job
+from qgis_landcover.tiles.__main__ import main
 
 from .conftest import read
 
@@ -179,3 +182,31 @@ def test_without_dask_the_message_says_what_to_install(
     job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
     with pytest.raises(InputError, match=r"dask\[distributed\] is not installed"):
         DaskExecutor("local-dask").run(job, plan_chunks(job), lambda result: None, lambda: False)
+
+
+def test_scheduler_values_name_their_executor() -> None:
+    for local in (None, "", " local ", "LOCAL"):
+        assert isinstance(executor_for(local, 3), LocalExecutor)
+    for value in ("local-dask", " Local-Dask "):
+        executor = executor_for(value, 2)
+        assert isinstance(executor, DaskExecutor) and executor.address is None
+        assert executor.workers == 2
+    remote = executor_for(" tcp://10.0.0.5:8786 ", None)
+    assert isinstance(remote, DaskExecutor) and remote.address == "tcp://10.0.0.5:8786"
+
+
+def test_command_line_on_local_dask(
+    tmp_path: Path,
+    tiles: list[Path],
+    whole: Path,
+    model: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    arguments = ["classify", *map(str, tiles), "--model", str(model)]
+    arguments += ["--output", str(tmp_path / "job"), "--chunk-size", "200"]
+    assert main([*arguments, "--scheduler", "local-dask", "--workers", "2", "--quiet"]) == 0
+    printed = capsys.readouterr().out
+    assert "chunks: 4 done, 0 skipped, 0 failed" in printed
+    np.testing.assert_array_equal(
+        read(tmp_path / "job" / "classified.vrt"), one_raster(tmp_path, whole, model)
+    )
