@@ -364,11 +364,18 @@ class _MetadataReader:
 
 
 def read_metadata_props(path: str | os.PathLike[str]) -> dict[str, str]:
-    """The ``metadata_props`` of an ONNX file, read with ONNX Runtime (no ``onnx``)."""
-    import onnxruntime
-
+    """The ``metadata_props`` of an ONNX file, read with ONNX Runtime (no ``onnx``),
+    which also checks that the graph loads; without ONNX Runtime (downloading a model
+    must work in a QGIS without it) read from the file alone, the graph being checked
+    when a session loads it."""
     model_path = Path(path)
     check_model_file(model_path)
+    try:
+        import onnxruntime
+    except ImportError:
+        from .onnx_metadata import read_onnx_metadata
+
+        return read_onnx_metadata(model_path)
     options = onnxruntime.SessionOptions()
     options.log_severity_level = 3
     try:
