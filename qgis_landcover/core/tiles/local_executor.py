@@ -10,12 +10,14 @@ the memory one worker needs (:func:`choose_workers`); on Linux each worker is pi
 to its own share of the cores, so its ONNX Runtime session (one intra-op thread per
 physical core it may run on) does not fight the others for them.
 
-A worker that dies (killed, out of memory) breaks the pool: the chunks it was running
-are run again in a new pool, and a chunk that breaks the pool twice is recorded as
-failed. Cancelling stops scheduling and terminates the workers: their temporary
-files are deleted by their SIGTERM handler (:mod:`..files.temporary`), and whatever a
-killed worker left is deleted once all workers are gone, so no partial output is ever
-left under a chunk's name, nor beside it.
+A worker that dies (killed, out of memory) breaks the pool, and which running chunk
+killed it is unknown: the chunks that were running are run again in a new pool, each
+on its own first, and a chunk whose worker dies also then is recorded as failed.
+
+Cancelling stops scheduling and terminates the workers: their temporary files are
+deleted by their SIGTERM handler (:mod:`..files.temporary`), and whatever a killed
+worker left is deleted once all workers are gone, so no partial output is ever left
+under a chunk's name, nor beside it.
 """
 
 from __future__ import annotations
@@ -45,6 +47,7 @@ from ..inference.planning import (
 from ..inference.session import CPU, available_providers, physical_core_count
 from ..models.contract import read_contract
 from .chunk_runner import ChunkResult, failed_result, run_chunk
+from .executor import ChunkTask
 from .job import Chunk, TilesJob
 
 SESSION_OVERHEAD_BYTES = 300 * 1024**2
@@ -54,8 +57,6 @@ process with the 2018 U-Net session loaded holds about 250 MB RSS)."""
 POLL_SECONDS = 0.2
 """How often the driver looks at the cancel flag while chunks run."""
 
-MAX_POOL_BREAKS = 2
-"""A chunk running when a worker died this many times is recorded as failed."""
 
 
 def _is_python(path: str | os.PathLike[str] | None) -> bool:
@@ -219,12 +220,15 @@ class LocalExecutor:
 
     Args:
         workers: worker processes, or ``None`` to choose (:func:`choose_workers`).
+        task: the function run per chunk (:func:`~.chunk_runner.run_chunk`; tests pass
+            a top-level wrapper, e.g. one that kills its worker).
     """
 
-    def __init__(self, workers: int | None = None) -> None:
+    def __init__(self, workers: int | None = None, task: ChunkTask = run_chunk) -> None:
         if workers is not None and workers < 0:
             raise LandcoverError(f"The number of workers must be positive, got {workers}.")
         self.workers = workers or None
+        self.task = task
         self.started_workers = 0
 
     def describe(self) -> str:
@@ -244,10 +248,12 @@ class LocalExecutor:
         self.started_workers = workers
         job = with_memory_share(job, workers)
         todo: list[Chunk] = list(chunks)
-        breaks: dict[str, int] = {}
+        suspects: list[Chunk] = []
         try:
-            while todo and not is_cancelled():
-                todo = self._run_pool(job, todo, workers, breaks, on_result, is_cancelled)
+            while (todo or suspects) and not is_cancelled():
+                todo, suspects = self._run_pool(
+                    job, todo, suspects, workers, on_result, is_cancelled
+                )
         finally:
             # Every worker is gone now: what a terminated or killed one was writing
             # (a temporary chunk, its style) is deleted, whatever signal stopped it.
@@ -257,13 +263,14 @@ class LocalExecutor:
         self,
         job: TilesJob,
         todo: list[Chunk],
+        suspects: list[Chunk],
         workers: int,
-        breaks: dict[str, int],
         on_result: Callable[[ChunkResult], None],
         is_cancelled: Callable[[], bool],
-    ) -> list[Chunk]:
-        """Run ``todo`` in one pool; return the chunks to run again in a new pool
-        (a worker died), empty when all are reported or the run was cancelled."""
+    ) -> tuple[list[Chunk], list[Chunk]]:
+        """Run ``suspects`` one at a time, then ``todo``, in one pool; return what is
+        left for a new pool when a worker died (chunks not started, and the chunks that
+        were running then, now suspects), or two empty lists."""
         context = multiprocessing.get_context("spawn")
         python = worker_python()
         if python != sys.executable:
@@ -274,54 +281,58 @@ class LocalExecutor:
         pool = futures.ProcessPoolExecutor(
             max_workers=workers, mp_context=context, initializer=_init_worker, initargs=(groups,)
         )
-        pending = list(todo)
+        pending, suspects = list(todo), list(suspects)
         running: dict[futures.Future[ChunkResult], Chunk] = {}
-        again: list[Chunk] = []
+        alone = False  # the one chunk running is a suspect, run on its own
         try:
-            while pending or running:
+            while pending or suspects or running:
                 if is_cancelled():
                     _terminate(pool)
-                    return []
-                # Keep at most one waiting chunk per worker: a cancel then stops
-                # scheduling at once, and a broken pool takes few chunks with it.
-                while pending and len(running) < 2 * workers:
-                    chunk = pending.pop(0)
-                    try:
-                        running[pool.submit(run_chunk, job, chunk)] = chunk
-                    except BrokenProcessPool:
-                        pending.insert(0, chunk)
-                        break
+                    return [], []
+                if suspects:
+                    if not running:
+                        chunk = suspects.pop(0)
+                        running[pool.submit(self.task, job, chunk)] = chunk
+                        alone = True
+                else:
+                    # At most two chunks per worker submitted: a cancel stops
+                    # scheduling at once, and a lost worker takes few chunks with it.
+                    while pending and len(running) < 2 * workers:
+                        chunk = pending.pop(0)
+                        running[pool.submit(self.task, job, chunk)] = chunk
+                        alone = False
                 done, _ = futures.wait(
                     running, timeout=POLL_SECONDS, return_when=futures.FIRST_COMPLETED
                 )
-                broken = False
+                lost: list[Chunk] = []
                 for future in done:
                     chunk = running.pop(future)
                     try:
-                        on_result(future.result())
+                        result = future.result()
                     except BrokenProcessPool:
-                        broken = True
-                        breaks[chunk.id] = breaks.get(chunk.id, 0) + 1
-                        if breaks[chunk.id] >= MAX_POOL_BREAKS:
-                            on_result(
-                                failed_result(
-                                    job,
-                                    chunk,
-                                    "The worker process running this chunk died "
-                                    f"{MAX_POOL_BREAKS} times (out of memory, or killed).",
-                                )
-                            )
-                        else:
-                            again.append(chunk)
-                if broken:
-                    # Every chunk still running or waiting goes to the next pool.
-                    again += list(running.values()) + pending
-                    running.clear()
-                    return again
-            return []
+                        lost.append(chunk)
+                        continue
+                    on_result(result)
+                if not lost:
+                    continue
+                lost += running.values()
+                running.clear()
+                if alone and len(lost) == 1:
+                    on_result(failed_result(job, lost[0], LOST_ALONE))
+                    return pending, suspects
+                # A worker died with several chunks running: which one killed it is
+                # unknown, so each runs again on its own before the others resume.
+                return pending, suspects + lost
+            return [], []
         finally:
             pool.shutdown(wait=True, cancel_futures=True)
             groups.close()
+
+
+LOST_ALONE = (
+    "The worker process running this chunk died (out of memory, or killed), also when "
+    "the chunk ran on its own."
+)
 
 
 def _terminate(pool: futures.ProcessPoolExecutor) -> None:

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import multiprocessing.spawn
 import os
+import signal
 import sys
 from collections.abc import Callable, Sequence
 from pathlib import Path
@@ -334,3 +335,31 @@ def test_cancelling_the_pool_leaves_no_partial_file(
     for name in done:
         classes = read(job.chunks_folder / f"{name}.tif")
         assert classes.shape == windows[name].shape and np.all(classes > 0)
+
+
+def dying_task(job: TilesJob, chunk: Chunk) -> ChunkResult:
+    """A task whose worker dies: always on chunk r0_c0, once on r1_c1 (a marker file
+    remembers it); the others run normally. Top level, so workers can import it."""
+    marker = Path(job.output_folder) / "killed-r1_c1"
+    if chunk.id == "r0_c0" or (chunk.id == "r1_c1" and not marker.exists()):
+        marker.touch()
+        os.kill(os.getpid(), signal.SIGKILL)
+    return run_chunk(job, chunk)
+
+
+def test_a_lost_worker_reruns_its_chunk(
+    tmp_path: Path, tiles: list[Path], whole: Path, model: Path
+) -> None:
+    job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
+    progress = NullProgress()
+    result = run_tiles_job(job, LocalExecutor(2, task=dying_task), progress)
+    status = manifest_status(job.manifest_path)
+    # r1_c1 lost its worker once and was run again; r0_c0 kills every worker it gets.
+    assert status["r1_c1"] == "done" and status["r0_c0"] == "failed"
+    assert (result.chunks_done, result.chunks_failed) == (11, 1)
+    assert any("r0_c0 failed: The worker process running" in w for w in progress.warnings)
+    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
+    expected = read(tmp_path / "one.tif")
+    expected[:90, :90] = 0
+    np.testing.assert_array_equal(read(result.mosaic), expected)
+    assert leftovers(tmp_path / "job") == []
