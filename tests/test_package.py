@@ -24,6 +24,11 @@ def test_package_zip_unpacks_and_loads_in_headless_qgis(tmp_path: Path) -> None:
         assert all(name.startswith("qgis_landcover/") for name in names)
         assert "qgis_landcover/metadata.txt" in names
         assert not any("__pycache__" in name or name.endswith(".pyc") for name in names)
+        # What the dialogs show: each algorithm's help page and icon (issue 16).
+        for algorithm in ("classify", "agreement", "sample_accuracy", "download_model"):
+            assert f"qgis_landcover/help/{algorithm}.html" in names
+            assert f"qgis_landcover/icons/{algorithm}.svg" in names
+        assert "qgis_landcover/help/style.css" in names
         metadata = archive.read("qgis_landcover/metadata.txt").decode()
         assert "hasProcessingProvider=yes" in metadata
         plugins = tmp_path / "plugins"
