@@ -26,8 +26,10 @@ import platform
 import sys
 import warnings
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import onnx
@@ -35,9 +37,11 @@ import torch
 from onnx import numpy_helper
 from torch import nn
 
+from qgis_landcover.core.adaptation.head import Head, scores_from_features
 from qgis_landcover.core.errors import InputError, LandcoverError
 from qgis_landcover.core.files.atomic import atomic_output
-from qgis_landcover.core.models.contract import ModelContract, read_contract
+from qgis_landcover.core.models.contract import FeaturesOutput, ModelContract, read_contract
+from qgis_landcover.core.models.onnx_file import read_initializers
 
 from .checkpoint import BEST, LAST, load_checkpoint
 from .cntk.model import CenterCrop
@@ -49,6 +53,11 @@ from .unet import UNet
 
 INPUT_NAME = "image"
 OUTPUT_NAME = "scores"
+FEATURES_NAME = "features"
+#: Nodes that may stand between the head convolution and the scores: crops and an
+#: activation (the activation's name in the contract).
+_CROP_OPS = ("Slice", "Identity")
+_ACTIVATIONS = {"Relu": "relu", "Softmax": "softmax"}
 
 
 class ExportError(LandcoverError):
@@ -187,6 +196,165 @@ def _drop_unused(graph: onnx.GraphProto) -> None:
             graph.initializer.remove(tensor)
 
 
+def expose_features(model: onnx.ModelProto, name: str = FEATURES_NAME) -> FeaturesOutput | None:
+    """Add the head's input (the penultimate features) as a second graph output named
+    ``name``, in place, and describe it for the contract's ``features_output``.
+
+    The head is the ``Conv`` reached from the scores (the first output) going back
+    through crops (``Slice``) and at most one activation (``Relu``, ``Softmax``); it
+    must have a square odd kernel with "same" zero padding, stride, dilation and group
+    1, and its own weight and bias initializers (read by nothing else), so that an
+    adapted model can replace them. The features then have the input's size (the crop
+    comes after the head). Returns ``None``, leaving the graph untouched, for any other
+    shape of graph (such a model cannot be adapted; nothing else changes). The scores
+    stay the first output, so a classification fetches only them.
+    """
+    graph = model.graph
+    if any(output.name == name for output in graph.output):
+        raise ExportError(f"The graph already has an output named {name!r}.")
+    producers = {out: node for node in graph.node for out in node.output}
+    uses: dict[str, int] = {}
+    for node in graph.node:
+        for used in node.input:
+            uses[used] = uses.get(used, 0) + 1
+    initializers = {tensor.name: tensor for tensor in graph.initializer}
+    node = producers.get(graph.output[0].name)
+    activation = "none"
+    while node is not None and node.op_type != "Conv":
+        if node.op_type in _ACTIVATIONS and activation == "none":
+            activation = _ACTIVATIONS[node.op_type]
+        elif node.op_type not in _CROP_OPS:
+            return None
+        node = producers.get(node.input[0])
+    if node is None or len(node.input) < 3:
+        return None
+    weight_name, bias_name = node.input[1], node.input[2]
+    if weight_name not in initializers or bias_name not in initializers:
+        return None
+    if uses.get(weight_name) != 1 or uses.get(bias_name) != 1:
+        return None
+    attributes = {a.name: onnx.helper.get_attribute_value(a) for a in node.attribute}
+    weight = initializers[weight_name]
+    if weight.data_type != onnx.TensorProto.FLOAT or len(weight.dims) != 4:
+        return None
+    _, channels, kernel, kernel_cols = (int(d) for d in weight.dims)
+    pad = kernel // 2
+    if (
+        kernel != kernel_cols
+        or kernel % 2 == 0
+        or list(attributes.get("pads", [0, 0, 0, 0])) != [pad] * 4
+        or attributes.get("auto_pad", b"NOTSET") not in (b"NOTSET", "NOTSET")
+        or list(attributes.get("strides", [1, 1])) != [1, 1]
+        or list(attributes.get("dilations", [1, 1])) != [1, 1]
+        or attributes.get("group", 1) != 1
+    ):
+        return None
+    graph.node.append(
+        onnx.helper.make_node("Identity", [node.input[0]], [name], name=f"/{name}/Identity")
+    )
+    graph.output.append(
+        onnx.helper.make_tensor_value_info(
+            name,
+            onnx.TensorProto.FLOAT,
+            ["batch", channels, f"{name}_height", f"{name}_width"],
+        )
+    )
+    return FeaturesOutput(
+        name=name,
+        channels=channels,
+        kernel_size=kernel,
+        weight=weight_name,
+        bias=bias_name,
+        activation=activation,
+    )
+
+
+def drop_features_output(model: onnx.ModelProto) -> bool:
+    """Remove the features output that :func:`expose_features` added (its output and
+    ``Identity`` node), in place; for variants whose head cannot be adapted (int8,
+    fp16), so that they compute and calibrate only the scores. Returns whether there
+    was one. The caller removes ``features_output`` from the contract."""
+    outputs = [o for o in model.graph.output if o.name == FEATURES_NAME]
+    if not outputs:
+        return False
+    model.graph.output.remove(outputs[0])
+    for node in [n for n in model.graph.node if list(n.output) == [FEATURES_NAME]]:
+        model.graph.node.remove(node)
+    return True
+
+
+def add_features_output(path: Path) -> FeaturesOutput:
+    """Give an exported model file its features output, in place (atomically): the graph
+    edit :func:`export_onnx` makes (:func:`expose_features`), for models exported
+    before it, with the contract's ``features_output`` and the same check (the head
+    applied to the features gives the scores on a sample of standard-normal tiles).
+
+    Raises:
+        ExportError: the model has one already, or its head is not one
+            :func:`expose_features` recognises.
+    """
+    import onnxruntime
+
+    contract = read_contract(path)
+    if contract.features_output is not None:
+        raise ExportError(f"{path.name} already has a features output.")
+    model = onnx.load(str(path))
+    features = expose_features(model)
+    if features is None:
+        raise ExportError(f"{path.name}: no convolution head recognised before the scores.")
+    contract = replace(contract, features_output=features)
+    size = contract.tile_size
+    generator = np.random.default_rng(0)
+    sample = generator.standard_normal((1, contract.num_bands, size, size)).astype(np.float32)
+    with atomic_output(path) as temporary:
+        onnx.checker.check_model(model)
+        onnx.save(model, str(temporary))
+        write_metadata(temporary, contract)
+        options = onnxruntime.SessionOptions()
+        options.log_severity_level = 3
+        session = onnxruntime.InferenceSession(
+            str(temporary), options, providers=["CPUExecutionProvider"]
+        )
+        (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: sample})
+        features = check_features_output(temporary, contract, session, sample, scores)
+        write_metadata(temporary, replace(contract, features_output=features))
+    return features
+
+
+def check_features_output(
+    path: Path, contract: ModelContract, session: Any, sample: np.ndarray, scores: np.ndarray
+) -> FeaturesOutput:
+    """The contract's ``features_output`` completed with the head channels the scores
+    keep (``head_channels``, found by comparing values), after checking that the head
+    applied in numpy to the features the model returns for ``sample`` gives its
+    ``scores`` within 1e-4 of the largest score: the relation adaptation relies on.
+
+    Raises:
+        ExportError: it does not.
+    """
+    description = contract.features_output
+    assert description is not None
+    (features,) = session.run([description.name], {INPUT_NAME: sample})
+    weights = read_initializers(path, [description.weight, description.bias])
+    head = Head(weights[description.weight], weights[description.bias], description.activation)
+    computed = scores_from_features(features, head, description, contract.output_margin)
+    limit = 1e-4 * max(1.0, float(np.abs(scores).max()))
+    rows: list[int] = []
+    if computed.shape[0] == scores.shape[0] and computed.shape[2:] == scores.shape[2:]:
+        for channel in range(scores.shape[1]):
+            differences = np.abs(computed - scores[:, channel : channel + 1]).max(axis=(0, 2, 3))
+            best = int(np.argmin(differences))
+            if differences[best] <= limit and best not in rows:
+                rows.append(best)
+    if len(rows) != scores.shape[1]:
+        raise ExportError(
+            f"The features output does not give the scores through the head it describes "
+            f"({description}): head scores {computed.shape}, model scores {scores.shape}."
+        )
+    kept = None if rows == list(range(computed.shape[1])) else tuple(rows)
+    return replace(description, head_channels=kept)
+
+
 def inference_network(model: nn.Module, margin: int) -> nn.Module:
     """The network as exported: ``model`` (full-size output) followed by the centre crop
     of ``margin`` pixels per side that the contract's ``output_margin`` declares."""
@@ -266,6 +434,9 @@ def export_onnx(
             )
         graph = onnx.load(str(temporary))
         fold_batchnorm(graph)
+        if not fp16:  # the fp16 head is not a float32 initializer: no adaptation
+            features = expose_features(graph)
+            contract = replace(contract, features_output=features)
         onnx.checker.check_model(graph)
         onnx.save(graph, str(temporary))
         write_metadata(temporary, contract)
@@ -279,6 +450,10 @@ def export_onnx(
             str(temporary), options, providers=["CPUExecutionProvider"]
         )
         (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: sample.numpy()})
+        if contract.features_output is not None:
+            features = check_features_output(temporary, contract, session, sample.numpy(), scores)
+            if features != contract.features_output:
+                write_metadata(temporary, replace(contract, features_output=features))
         if scores.shape != expected.shape:
             raise ExportError(
                 f"ONNX Runtime returned shape {scores.shape}, PyTorch {expected.shape}."
@@ -382,9 +557,23 @@ def main(argv: Sequence[str] | None = None) -> int:
     source = parser.add_mutually_exclusive_group(required=True)
     source.add_argument("--run", type=Path, help="run folder: export its best (else last) weights")
     source.add_argument("--checkpoint", type=Path, help="checkpoint file to export")
+    source.add_argument(
+        "--add-features",
+        type=Path,
+        metavar="MODEL",
+        help="give an exported ONNX model its features output, in place",
+    )
     parser.add_argument("--output", type=Path, help="ONNX file (default: <run>/model.onnx)")
     parser.add_argument("--fp16", action="store_true", help="also write a float16 variant")
     args = parser.parse_args(argv)
+    if args.add_features is not None:
+        try:
+            features = add_features_output(args.add_features)
+        except LandcoverError as error:
+            print(f"error: {error}", file=sys.stderr)
+            return 2
+        print(f"{args.add_features}: features output {features}")
+        return 0
     if args.run is not None:
         best = args.run / "checkpoints" / BEST
         checkpoint = best if best.is_file() else args.run / "checkpoints" / LAST

@@ -26,7 +26,7 @@ import argparse
 import json
 import sys
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 import numpy as np
@@ -39,7 +39,7 @@ from qgis_landcover.core.files.atomic import atomic_output
 from qgis_landcover.core.files.checksum import file_sha256
 from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.models.catalogue import MODELS_DIR
-from qgis_landcover.core.models.contract import ModelContract
+from qgis_landcover.core.models.contract import ModelContract, read_contract
 
 from ..config import ExportConfig, NormalizationConfig
 from ..export import export_onnx
@@ -371,6 +371,10 @@ def conversion_card(
             "blue (not NIR) itself.",
             f"Tiles of 256 x 256 px; the model returns the centre {output} x {output} "
             f"(`output_margin` {margin}), so tiles overlap by {2 * margin} px.",
+            "A second output, `features`, holds the 64 penultimate feature channels (the "
+            "input of the final 3 x 3 convolution, metadata `features_output`), from which "
+            "`landcover:adapt_model` re-fits that last layer on a few labelled points; "
+            "classification reads only the scores.",
         ),
         sections=(*([heldout] if heldout else []), conversion_check),
         limits=(
@@ -430,7 +434,9 @@ def convert(
         scores = score_patches(onnx_predictor(onnx_path), patches, margin)
         heldout = heldout_card_section(evaluation)
         card = conversion_card(scores, patches, source_sha256, margin, heldout)
-        contract = with_card(contract, card)
+        # The export added the features output (features_output) to the contract.
+        exported = read_contract(onnx_path).features_output
+        contract = with_card(replace(contract, features_output=exported), card)
         write_metadata(onnx_path, contract)
         temporary_card.write_text(contract.model_card, encoding="utf-8")
     return Conversion(difference, scores, contract)

@@ -5,6 +5,7 @@ runs the exported file on a real raster."""
 
 from __future__ import annotations
 
+from dataclasses import replace
 from pathlib import Path
 
 import numpy as np
@@ -22,7 +23,7 @@ from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.normalization import Normalizer
 from qgis_landcover.core.inference.pipeline import ClassifyOptions
 from qgis_landcover.core.inference.session import load_session
-from qgis_landcover.core.models.contract import ModelContract, read_contract
+from qgis_landcover.core.models.contract import FeaturesOutput, ModelContract, read_contract
 from qgis_landcover.core.raster.reading import open_raster, read_window
 
 from .tiny import MOSAIC_IMAGE, patch, tiny_config
@@ -88,6 +89,12 @@ def test_export_round_trip(tmp_path: Path) -> None:
 
     # The metadata passes the core's validation, read both ways, and says what we meant.
     props = {p.key: p.value for p in onnx.load(str(path)).metadata_props}
+    # The export adds the features output: the input of the U-Net's 1 x 1 head.
+    head = model.head
+    assert read_contract(path).features_output == FeaturesOutput(
+        "features", head.in_channels, 1, "head.weight", "head.bias", "none"
+    )
+    contract = replace(contract, features_output=read_contract(path).features_output)
     assert ModelContract.from_metadata_props(props) == contract
     read = read_contract(path)
     assert read == contract
@@ -243,3 +250,54 @@ def test_plugin_classifier_runs_the_exported_model(tmp_path: Path) -> None:
     assert result.pixels_classified == 1024 * 512
     classes = read_window(open_raster(output), result.grid.full_window, 1)
     assert set(np.unique(classes)) <= {1, 2, 3, 4}
+
+
+def test_features_output_of_a_head_after_a_channel_selection(tmp_path: Path) -> None:
+    # A network whose scores keep head channels 1 and 2 (after a ReLU): the export
+    # finds them by value; the head applied to the features output gives the scores.
+    class Selecting(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            torch.manual_seed(0)
+            self.body = torch.nn.Conv2d(3, 6, 3, padding=1)
+            self.head = torch.nn.Conv2d(6, 3, 3, padding=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.relu(self.head(torch.relu(self.body(x))))[:, 1:]
+
+    contract = ModelContract(
+        class_names={0: "a", 1: "b"},
+        band_names=["red", "green", "blue"],
+        resolution_cm=100,
+        tile_size=32,
+    )
+    path = tmp_path / "selecting.onnx"
+    export_onnx(Selecting(), path, contract, torch.randn(2, 3, 32, 32))
+    features = read_contract(path).features_output
+    assert features is not None
+    assert (features.channels, features.kernel_size, features.activation) == (6, 3, "relu")
+    assert features.head_channels == (1, 2)
+    session = load_session(path, "cpu")  # the plugin accepts the second output
+    assert [o.name for o in session.session.get_outputs()] == ["scores", "features"]
+
+
+def test_no_features_output_without_a_recognised_head(tmp_path: Path) -> None:
+    # A strided head is not a per-pixel linear model of neighbourhood features.
+    class Strided(torch.nn.Module):
+        def __init__(self) -> None:
+            super().__init__()
+            self.head = torch.nn.Conv2d(3, 2, 3, padding=1, stride=1, dilation=1, groups=1)
+
+        def forward(self, x: torch.Tensor) -> torch.Tensor:
+            return torch.sigmoid(self.head(x))  # an activation adaptation does not know
+
+    contract = ModelContract(
+        class_names={0: "a", 1: "b"},
+        band_names=["red", "green", "blue"],
+        resolution_cm=100,
+        tile_size=32,
+    )
+    path = tmp_path / "sigmoid.onnx"
+    export_onnx(Strided(), path, contract, torch.randn(1, 3, 32, 32))
+    assert read_contract(path).features_output is None
+    assert [o.name for o in load_session(path, "cpu").session.get_outputs()] == ["scores"]

@@ -27,6 +27,8 @@ output_margin         pixels cropped from each side of the input by the model
 input_scale           raw pixel values are multiplied by this before standardisation
 input_dtype           data type of the raw values the model was trained on, e.g. "uint8"
 input_range           [low, high] of those raw values, e.g. [0, 255]
+features_output       the penultimate features and the head that turns them into
+                      scores (:class:`FeaturesOutput`), for local adaptation; optional
 name, description, license, model_card (Markdown), provenance (object)
 ====================  ===========================================================
 
@@ -77,6 +79,102 @@ class InputExpectation:
         return f"{self.value_range[0]:g}-{self.value_range[1]:g}"
 
 
+@dataclass(frozen=True)
+class FeaturesOutput:
+    """Where a model exposes its penultimate features, and the head that maps them to
+    the scores (metadata ``features_output``), so the head can be re-fitted on the
+    model's own features (local adaptation) without any other knowledge of the graph.
+
+    With ``k`` = ``kernel_size``, ``p = k // 2`` and ``d = output_margin - margin``::
+
+        scores[n, c, y, x] = act(bias[c] + sum_{f, i, j} weight[c, f, i, j]
+                                 * features[n, f, y + d + i - p, x + d + j - p])
+
+    features outside the map count as 0 (the convolution's zero padding; never reached
+    for ``d >= p``). The scores stay the graph's first output; this one is fetched only
+    by adaptation, so classification costs the same.
+
+    Attributes:
+        name: the graph output holding the features, float32 (N, channels, H - 2 margin,
+            W - 2 margin) for an (N, bands, H, W) input.
+        channels: feature channels (64 in the 2018 network).
+        margin: pixels the features map lacks on each side of the input (0: input size).
+        kernel_size: the head convolution's square, odd kernel side (3 in the 2018
+            network: each pixel's score is a linear function of 3 x 3 x 64 = 576 values).
+        weight, bias: names of the graph initializers holding the head's weight
+            (classes, channels, k, k) and bias (classes,), float32.
+        activation: what follows the convolution: ``"none"``, ``"relu"`` (the 2018
+            network) or ``"softmax"`` over the channels.
+        head_channels: the head's output channel behind each score channel when the
+            graph keeps only some of them, after the activation (models fine-tuned
+            from the 2018 network drop its no-data channel 0: ``(1, 2, 3, 4)``);
+            ``None``: every head channel, in order.
+    """
+
+    name: str
+    channels: int
+    kernel_size: int
+    weight: str
+    bias: str
+    activation: str = "none"
+    margin: int = 0
+    head_channels: tuple[int, ...] | None = None
+
+    @property
+    def neighbourhood_features(self) -> int:
+        """Inputs of one pixel's score: ``channels * kernel_size ** 2``."""
+        return self.channels * self.kernel_size**2
+
+    def to_json(self) -> dict[str, Any]:
+        value = asdict(self)
+        if self.head_channels is None:
+            del value["head_channels"]  # files stay as they were without it
+        else:
+            value["head_channels"] = list(self.head_channels)
+        return value
+
+    @classmethod
+    def from_json(cls, value: Any) -> FeaturesOutput:
+        """Parse the metadata object; raise :class:`ModelContractError` when malformed."""
+        fields = ("name", "channels", "kernel_size", "weight", "bias", "activation", "margin",
+                  "head_channels")  # fmt: skip
+        if not isinstance(value, dict) or not {"name", "channels", "kernel_size", "weight",
+                                               "bias"} <= set(value):  # fmt: skip
+            raise ModelContractError(
+                "Model metadata 'features_output' is malformed: expected an object with "
+                "'name', 'channels', 'kernel_size', 'weight', 'bias' (and 'activation', "
+                f"'margin'), got {json.dumps(value)[:200]}."
+            )
+        try:
+            return cls(
+                name=str(value["name"]),
+                channels=_strict_int(value["channels"]),
+                kernel_size=_strict_int(value["kernel_size"]),
+                weight=str(value["weight"]),
+                bias=str(value["bias"]),
+                activation=str(value.get("activation", "none")),
+                margin=_strict_int(value.get("margin", 0)),
+                head_channels=None
+                if value.get("head_channels") is None
+                else tuple(_strict_int(c) for c in value["head_channels"]),
+            )
+        except (TypeError, ValueError) as error:
+            raise ModelContractError(
+                "Model metadata 'features_output' is malformed: "
+                + ", ".join(f"{k}={value.get(k)!r}" for k in fields if k in value)
+                + "; 'channels', 'kernel_size' and 'margin' must be integers."
+            ) from error
+
+
+def _strict_int(value: Any) -> int:
+    """An integer from JSON (``3`` or ``3.0``), refusing ``3.5``, strings and booleans."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise TypeError(value)
+    if isinstance(value, float) and not value.is_integer():
+        raise ValueError(value)
+    return int(value)
+
+
 def _dtype_for_range(low: float, high: float) -> str:
     """The smallest integer type holding integral ``low``..``high``, else float32."""
     if float(low).is_integer() and float(high).is_integer():
@@ -110,6 +208,8 @@ class ModelContract:
         input_dtype, input_range: the raw input the model was trained on (data type,
             numpy name, and (low, high) of its values), as declared in the metadata;
             ``None`` when not declared (:meth:`expected_input` derives them).
+        features_output: where the graph exposes its penultimate features and its
+            head, or ``None`` (the model cannot be adapted; :class:`FeaturesOutput`).
     """
 
     class_names: dict[int, str]
@@ -126,6 +226,7 @@ class ModelContract:
     standardization_std: list[float] | None = None
     input_dtype: str | None = None
     input_range: tuple[float, float] | None = None
+    features_output: FeaturesOutput | None = None
     name: str = ""
     description: str = ""
     license: str = ""
@@ -232,6 +333,8 @@ class ModelContract:
             values["input_dtype"] = self.input_dtype
         if self.input_range is not None:
             values["input_range"] = list(self.input_range)
+        if self.features_output is not None:
+            values["features_output"] = self.features_output.to_json()
         return {key: json.dumps(value) for key, value in values.items()}
 
     @classmethod
@@ -269,6 +372,7 @@ class ModelContract:
             standardization_std=reader.float_list("standardization_std"),
             input_dtype=reader.get("input_dtype", str, None),
             input_range=_range_or_none(reader.float_list("input_range")),
+            features_output=_features_or_none(reader.get("features_output", dict, None)),
             name=reader.get("name", str, ""),
             description=reader.get("description", str, ""),
             license=reader.get("license", str, ""),
@@ -286,6 +390,10 @@ class ModelContract:
     def to_dict(self) -> dict[str, Any]:
         """Plain dict (JSON-serialisable) for reports and logs."""
         return asdict(self)
+
+
+def _features_or_none(value: dict[str, Any] | None) -> FeaturesOutput | None:
+    return None if value is None else FeaturesOutput.from_json(value)
 
 
 def _range_or_none(values: list[float] | None) -> tuple[float, float] | None:

@@ -45,6 +45,9 @@ INPUT_DTYPES: dict[str, tuple[float, float] | None] = {
 }
 """Values of ``input_dtype`` (numpy names) and the range each integer type can hold."""
 
+HEAD_ACTIVATIONS = ("none", "relu", "softmax")
+"""What may follow the head's convolution before the scores (``features_output``)."""
+
 
 # --------------------------------------------------------------------------- contract
 
@@ -112,6 +115,7 @@ def check_contract(contract: ModelContract) -> None:
     ):
         raise ModelContractError("Model metadata 'standardization_std' must be > 0.")
     _check_input_keys(contract)
+    _check_features_output(contract)
     if contract.model_type != "Segmentor":
         raise ModelContractError(
             f"Model metadata 'model_type' is {contract.model_type!r}; only 'Segmentor' "
@@ -140,6 +144,41 @@ def _check_input_keys(contract: ModelContract) -> None:
         raise ModelContractError(
             f"Model metadata 'input_range' {list(contract.input_range)} does not fit "
             f"'input_dtype' {contract.input_dtype} ({limits[0]:g}-{limits[1]:g})."
+        )
+
+
+def _check_features_output(contract: ModelContract) -> None:
+    """``features_output`` (when declared) describes a head that can produce the scores."""
+    features = contract.features_output
+    if features is None:
+        return
+
+    def fail(detail: str) -> ModelContractError:
+        return ModelContractError(f"Model metadata 'features_output': {detail}")
+
+    if not (features.name and features.weight and features.bias):
+        raise fail("'name', 'weight' and 'bias' must name graph tensors.")
+    if features.channels < 1:
+        raise fail(f"'channels' must be >= 1, got {features.channels}.")
+    if features.kernel_size < 1 or features.kernel_size % 2 == 0:
+        raise fail(f"'kernel_size' must be an odd number >= 1, got {features.kernel_size}.")
+    if features.activation not in HEAD_ACTIVATIONS:
+        raise fail(
+            f"'activation' {features.activation!r} is not one of {', '.join(HEAD_ACTIVATIONS)}."
+        )
+    if features.head_channels is not None and (
+        len(features.head_channels) != contract.num_classes
+        or len(set(features.head_channels)) != len(features.head_channels)
+        or min(features.head_channels) < 0
+    ):
+        raise fail(
+            f"'head_channels' {list(features.head_channels)} must give one distinct head "
+            f"channel for each of the {contract.num_classes} output channels."
+        )
+    if not 0 <= features.margin <= contract.output_margin:
+        raise fail(
+            f"'margin' {features.margin} must lie between 0 and 'output_margin' "
+            f"{contract.output_margin}."
         )
 
 
@@ -240,6 +279,7 @@ def check_graph(
                 f"input, but metadata 'output_margin' {contract.output_margin} means "
                 f"{expected_side} x {expected_side}."
             )
+    _check_features_graph(fail, contract, outputs)
     shape = GraphShape(
         input_name=tensor.name,
         output_name=output.name,
@@ -248,6 +288,29 @@ def check_graph(
         needs_probe=None in (out_channels, out_height, out_width, height),
     )
     return contract, shape
+
+
+def _check_features_graph(fail: Any, contract: ModelContract, outputs: Sequence[Any]) -> None:
+    """The output ``features_output`` names exists, is not the scores (the first
+    output), and has the declared channels."""
+    features = contract.features_output
+    if features is None:
+        return
+    found = [o for o in outputs[1:] if o.name == features.name]
+    if not found:
+        raise fail(
+            f"metadata 'features_output' names the output {features.name!r}, but the model's "
+            f"outputs after the scores are {[o.name for o in outputs[1:]]}."
+        )
+    shape = found[0].shape
+    if len(shape) != 4:
+        raise fail(f"the features output {features.name!r} must be N x C x H x W, got {shape}.")
+    channels = _dim(shape[1])
+    if channels is not None and channels != features.channels:
+        raise fail(
+            f"metadata 'features_output' declares {features.channels} channels but the "
+            f"output {features.name!r} has {channels}."
+        )
 
 
 def check_scores(
