@@ -29,14 +29,14 @@ from ..errors import InputError
 from ..files.atomic import atomic_output
 from ..inference.classified_output import class_palette
 from ..inference.image_source import Extent
-from ..inference.model_grid import plan_model_grid
+from ..inference.model_grid import RESOLUTION_TOLERANCE, metres_per_unit, plan_model_grid
 from ..inference.pipeline import ClassifyOptions
 from ..inference.session import model_digest
 from ..models.contract import ModelContract, read_contract
 from ..models.validation import check_model_file
 from ..progress import NullProgress, Progress
 from ..raster.grid import Bounds, Grid, Window, format_bounds, intersect_bounds
-from ..raster.reading import open_raster, raster_grid, same_crs
+from ..raster.reading import open_raster, raster_grid, same_crs, warp_to_grid
 
 gdal.UseExceptions()
 ogr.UseExceptions()
@@ -47,13 +47,16 @@ DEFAULT_CHUNK_SIZE = 4096
 
 MOSAIC_INPUT_NAME = "inputs.vrt"
 """The virtual mosaic of the inputs, in the output folder."""
+MODEL_GRID_NAME = "inputs_model_grid.vrt"
+"""The mosaic resampled (bilinear, on read) to the model's resolution, when the inputs
+have another one: every chunk then reads one grid."""
 MOSAIC_OUTPUT_NAME = "classified.vrt"
 """The virtual mosaic of the classified chunks, in the output folder."""
 MANIFEST_NAME = "manifest.gpkg"
 AREAS_NAME = "areas.csv"
 CHUNKS_FOLDER = "chunks"
 
-RESOLUTION_TOLERANCE = 1e-6
+SAME_PIXEL_SIZE = 1e-6
 """Relative pixel-size difference below which two inputs share a resolution."""
 
 
@@ -75,7 +78,8 @@ class TilesJob:
     """Everything a worker needs to classify any chunk, and the driver to record it.
 
     Attributes:
-        mosaic: the VRT over the inputs (``<output_folder>/inputs.vrt``).
+        mosaic: the VRT the chunks read: over the inputs (``<output_folder>/inputs.vrt``),
+            or that resampled to the model's resolution (``inputs_model_grid.vrt``).
         inputs: the input rasters with their bounds (for each chunk's fingerprint).
         model: the local ONNX file (resolved before: catalogue names, URLs and downloads
             are the caller's business, e.g. ``models.resolve.resolve_model``).
@@ -289,7 +293,7 @@ def _check_same(
             f"The inputs must share one data type: {name} is {other[3]}, {name0} is {first[3]}."
         )
     for a, b in zip(first[4], other[4], strict=True):
-        if abs(a - b) > RESOLUTION_TOLERANCE * max(abs(a), abs(b)):
+        if abs(a - b) > SAME_PIXEL_SIZE * max(abs(a), abs(b)):
             raise InputError(
                 f"The inputs must share one pixel size: {name} has "
                 f"{other[4][0]:g} x {other[4][1]:g}, {name0} has {first[4][0]:g} x {first[4][1]:g}."
@@ -381,8 +385,14 @@ def build_job(
         bounds = clipped
     layout = plan_model_grid(mosaic_grid, contract.resolution_m, bounds, progress=progress)
     grid = layout.output_grid
+    if layout.resampled:
+        check_one_resolution(grid, contract.resolution_m)
+        source = out / MODEL_GRID_NAME
+        write_model_grid(mosaic, mosaic_grid, grid, source)
+    else:
+        source = mosaic
     job = TilesJob(
-        mosaic=str(mosaic),
+        mosaic=str(source),
         inputs=tuple(tiles),
         model=str(model_path),
         model_sha256=model_digest(model_path),
@@ -400,6 +410,53 @@ def build_job(
         f"{format_bounds(grid.bounds)}; chunks of {job.chunk_size} px."
     )
     return job
+
+
+def check_one_resolution(grid: Grid, resolution_m: float) -> None:
+    """Refuse a geographic or Mercator grid whose ground pixel size changes by more
+    than the model grid's tolerance between its centre and its northern or southern
+    edge: one grid of the job could not give every chunk the model's resolution.
+
+    Raises:
+        InputError: saying to reproject the inputs (UTM, an equal-area CRS) or split
+            the job.
+    """
+    xmin, ymin, xmax, ymax = grid.bounds
+    centre_x = (xmin + xmax) / 2
+    scales = [metres_per_unit(grid.crs_wkt, (centre_x, y)) for y in (ymin, (ymin + ymax) / 2, ymax)]
+    if any(scale is None for scale in scales):
+        return
+    middle = scales[1][0]  # type: ignore[index]
+    spread = max(abs(s[0] - middle) / middle for s in scales)  # type: ignore[index]
+    if spread > RESOLUTION_TOLERANCE:
+        raise InputError(
+            f"The inputs span too many latitudes for one grid at the model's "
+            f"{resolution_m:g} m in their CRS (pixel width varies by {100 * spread:.1f} %): "
+            "reproject them to a projected CRS (UTM, an equal-area CRS) or split the job."
+        )
+
+
+def write_model_grid(mosaic: Path, mosaic_grid: Grid, grid: Grid, destination: Path) -> None:
+    """Write a warped VRT of ``mosaic`` (bilinear) on the model's grid over all of the
+    mosaic: ``grid``'s pixel size and alignment, the mosaic's extent (chunks read their
+    margins beyond ``grid`` from it)."""
+    rx, ry = grid.resolution
+    xmin, ymin, xmax, ymax = mosaic_grid.bounds
+    gx, gy = grid.geotransform[0], grid.geotransform[3]
+    cols = (math.floor((xmin - gx) / rx + 1e-6), math.ceil((xmax - gx) / rx - 1e-6))
+    rows = (math.floor((gy - ymax) / ry + 1e-6), math.ceil((gy - ymin) / ry - 1e-6))
+    full = Grid(
+        grid.crs_wkt,
+        (gx + cols[0] * rx, rx, 0.0, gy - rows[0] * ry, 0.0, -ry),
+        cols[1] - cols[0],
+        rows[1] - rows[0],
+    )
+    warped = warp_to_grid(open_raster(mosaic), full, "bilinear")
+    with atomic_output(destination) as temporary:
+        copy = gdal.GetDriverByName("VRT").CreateCopy(str(temporary), warped)
+        if copy is None:
+            raise InputError(f"GDAL could not write {destination}.")
+        copy = None
 
 
 def _inside(path: str, folder: Path) -> bool:

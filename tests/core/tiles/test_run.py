@@ -15,15 +15,22 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr
+from osgeo import gdal, ogr, osr
 
 from qgis_landcover.core.errors import CancelledError, InputError
 from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.progress import NullProgress
+from qgis_landcover.core.raster.grid import Grid
 from qgis_landcover.core.tiles.chunk_runner import ChunkResult, run_chunk
-from qgis_landcover.core.tiles.job import Chunk, TilesJob, build_job, plan_chunks
+from qgis_landcover.core.tiles.job import (
+    Chunk,
+    TilesJob,
+    build_job,
+    check_one_resolution,
+    plan_chunks,
+)
 from qgis_landcover.core.tiles.local_executor import (
     InProcessExecutor,
     LocalExecutor,
@@ -363,3 +370,40 @@ def test_a_lost_worker_reruns_its_chunk(
     expected[:90, :90] = 0
     np.testing.assert_array_equal(read(result.mosaic), expected)
     assert leftovers(tmp_path / "job") == []
+
+
+def test_a_geographic_mosaic_is_classified_on_one_model_grid(
+    tmp_path: Path, whole: Path, model: Path
+) -> None:
+    # The area in WGS 84 degrees, cut into 2 x 2 tiles: the model's 1 m pixels are
+    # resampled once for the job (inputs_model_grid.vrt), so every chunk reads one grid.
+    geographic = tmp_path / "geographic.tif"
+    gdal.Warp(str(geographic), str(whole), dstSRS="EPSG:4326")
+    width, height = gdal.Open(str(geographic)).RasterXSize, gdal.Open(str(geographic)).RasterYSize
+    folder = tmp_path / "geo_tiles"
+    folder.mkdir()
+    tiles = []
+    for row, (y, h) in enumerate(((0, height // 2), (height // 2, height - height // 2))):
+        for col, (x, w) in enumerate(((0, width // 2), (width // 2, width - width // 2))):
+            tiles.append(folder / f"tile_{row}{col}.tif")
+            gdal.Translate(str(tiles[-1]), str(geographic), srcWin=[x, y, w, h])
+    job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
+    assert Path(job.mosaic).name == "inputs_model_grid.vrt"
+    result = run_tiles_job(job, InProcessExecutor())
+    assert result.chunks_failed == 0
+    classify(GdalImageSource(geographic), model, OutputPaths(tmp_path / "one.tif"))
+    np.testing.assert_array_equal(read(result.mosaic), read(tmp_path / "one.tif"))
+    # Pixels of 1 m on the ground (the model's resolution): the ellipsoidal areas of
+    # the classified pixels add up to about 1 m² each.
+    total = [line.split(",") for line in result.areas_csv.read_text().splitlines()]
+    area_m2 = sum(float(t[4]) for t in total if t[0] == "total") * 1e6
+    assert area_m2 == pytest.approx(result.pixels_classified, rel=0.005)
+
+
+def test_a_geographic_grid_over_many_latitudes_is_refused() -> None:
+    srs = osr.SpatialReference()
+    srs.ImportFromEPSG(4326)
+    tall = Grid(srs.ExportToWkt(), (-80.0, 1e-5, 0.0, 40.0, 0.0, -1e-5), 100, 1_000_000)
+    with pytest.raises(InputError, match="span too many latitudes"):
+        check_one_resolution(tall, 1.0)
+    check_one_resolution(Grid(srs.ExportToWkt(), (-80.0, 1e-5, 0.0, 40.0, 0.0, -1e-5), 10, 10), 1.0)
