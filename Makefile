@@ -16,11 +16,12 @@ TEST_ENV := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/.qgis/py
 # Debian 13 chroot of test-qgis340 runs that way; the host's `make test` runs them).
 PYTEST_ARGS := $(if $(filter 0,$(LANDCOVER_TRAINING)),--ignore=tests/model_training)
 
-.PHONY: help setup demo test test-qgis340 lint package bench train-demo clean
+.PHONY: help setup demo test test-desktop test-qgis340 lint package bench train-demo clean
 
 help:
 	@echo "make demo    run the plugin's main job through qgis_process on the shipped sample"
 	@echo "make test    run the test suite (headless QGIS)"
+	@echo "make test-desktop  the plugin zip in a real QGIS window under Xvfb (screenshots: out/screenshots/)"
 	@echo "make test-qgis340  the plugin's tests and the demo on QGIS 3.40 (Debian 13 chroot, root)"
 	@echo "make setup   install QGIS (Debian) and the Python requirements into .venv"
 	@echo "make package build $(ZIP) for QGIS's 'Install from ZIP'"
@@ -37,6 +38,12 @@ demo: setup
 test: setup
 	@mkdir -p .qgis/runtime && chmod 700 .qgis/runtime
 	$(TEST_ENV) $(PYTHON) -m pytest $(PYTEST_ARGS)
+
+# The plugin zip installed into a project-local profile and driven in a real QGIS desktop
+# window under Xvfb (under a minute of QGIS, too long for `make test`); screenshots in
+# out/screenshots/; see scripts/test_desktop.sh.
+test-desktop:
+	@bash scripts/test_desktop.sh
 
 # Builds a Debian 13 chroot once (outside the repository, reused), then runs the
 # plugin's tests and `make demo` inside it. Needs root.
