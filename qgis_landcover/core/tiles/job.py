@@ -221,16 +221,22 @@ def _raster_name(path: str | os.PathLike[str]) -> str:
     return str(Path(text).expanduser().resolve())
 
 
-def _tile_index_paths(index: Path, path_field: str | None) -> list[str]:
-    if not index.exists():
-        raise InputError(f"The tile index does not exist: {index}")
+def _first_layer(path: Path, role: str) -> tuple[ogr.DataSource, ogr.Layer]:
+    """The vector file ``path`` and its first layer (keep both: the layer dies with its
+    source), or :class:`InputError` naming ``role`` (e.g. "tile index")."""
+    if not path.exists():
+        raise InputError(f"The {role} does not exist: {path}")
     try:
-        source = ogr.Open(str(index))
+        source = ogr.Open(str(path))
     except RuntimeError as error:
-        raise InputError(f"Cannot open the tile index {index}: {error}") from error
+        raise InputError(f"Cannot open the {role} {path}: {error}") from error
     if source is None or source.GetLayerCount() == 0:
-        raise InputError(f"The tile index {index} has no vector layer.")
-    layer = source.GetLayer(0)
+        raise InputError(f"The {role} {path.name} has no vector layer.")
+    return source, source.GetLayer(0)
+
+
+def _tile_index_paths(index: Path, path_field: str | None) -> list[str]:
+    _source, layer = _first_layer(index, "tile index")
     definition = layer.GetLayerDefn()
     names = [definition.GetFieldDefn(i).GetName() for i in range(definition.GetFieldCount())]
     field_name = path_field or ("location" if "location" in names else None)
@@ -253,6 +259,17 @@ def _tile_index_paths(index: Path, path_field: str | None) -> list[str]:
     return paths
 
 
+@dataclass(frozen=True)
+class _Layout:
+    """What inputs of one mosaic must share (besides north-up grids)."""
+
+    name: str
+    crs_wkt: str
+    bands: int
+    data_type: str
+    resolution: tuple[float, float]
+
+
 def check_compatible(paths: Sequence[str]) -> list[InputTile]:
     """Open every input and check that they can form one mosaic: same CRS, band count,
     data type and pixel size, north-up. Returns them with their bounds.
@@ -261,43 +278,45 @@ def check_compatible(paths: Sequence[str]) -> list[InputTile]:
         InputError: naming the first input that differs from the first one, and how.
     """
     tiles: list[InputTile] = []
-    first: tuple[str, str, int, int, tuple[float, float]] | None = None
+    first: _Layout | None = None
     for path in paths:
         dataset = open_raster(path)
         grid = raster_grid(dataset)
-        data_type = gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType)
-        described = (path, grid.crs_wkt, dataset.RasterCount, data_type, grid.resolution)
-        if first is None:
-            first = described
-        else:
-            _check_same(first, described)
+        layout = _Layout(
+            Path(path).name,
+            grid.crs_wkt,
+            dataset.RasterCount,
+            gdal.GetDataTypeName(dataset.GetRasterBand(1).DataType),
+            grid.resolution,
+        )
+        first = first or layout
+        _check_same(first, layout)
         tiles.append(InputTile(path, grid.bounds))
     return tiles
 
 
-def _check_same(
-    first: tuple[str, str, int, int | str, tuple[float, float]],
-    other: tuple[str, str, int, int | str, tuple[float, float]],
-) -> None:
-    name0, name = Path(first[0]).name, Path(other[0]).name
-    if not same_crs(first[1], other[1]):
+def _check_same(first: _Layout, other: _Layout) -> None:
+    name0, name = first.name, other.name
+    if not same_crs(first.crs_wkt, other.crs_wkt):
         raise InputError(
             f"The inputs must share one CRS: {name} differs from {name0}; reproject it first."
         )
-    if first[2] != other[2]:
+    if first.bands != other.bands:
         raise InputError(
-            f"The inputs must have the same bands: {name} has {other[2]}, {name0} has {first[2]}."
+            f"The inputs must have the same bands: {name} has {other.bands}, {name0} has "
+            f"{first.bands}."
         )
-    if first[3] != other[3]:
+    if first.data_type != other.data_type:
         raise InputError(
-            f"The inputs must share one data type: {name} is {other[3]}, {name0} is {first[3]}."
+            f"The inputs must share one data type: {name} is {other.data_type}, {name0} is "
+            f"{first.data_type}."
         )
-    for a, b in zip(first[4], other[4], strict=True):
-        if abs(a - b) > SAME_PIXEL_SIZE * max(abs(a), abs(b)):
-            raise InputError(
-                f"The inputs must share one pixel size: {name} has "
-                f"{other[4][0]:g} x {other[4][1]:g}, {name0} has {first[4][0]:g} x {first[4][1]:g}."
-            )
+    (x0, y0), (x, y) = first.resolution, other.resolution
+    if any(abs(a - b) > SAME_PIXEL_SIZE * max(a, b) for a, b in ((x0, x), (y0, y))):
+        raise InputError(
+            f"The inputs must share one pixel size: {name} has {x:g} x {y:g}, {name0} has "
+            f"{x0:g} x {y0:g}."
+        )
 
 
 def build_mosaic(paths: Sequence[str], destination: Path) -> None:
@@ -467,15 +486,7 @@ def _inside(path: str, folder: Path) -> bool:
 
 def _mask_wkt(path: Path, crs_wkt: str) -> str:
     """The union of the polygons of the first layer of ``path`` in ``crs_wkt``, as WKT."""
-    if not path.exists():
-        raise InputError(f"The mask layer does not exist: {path}")
-    try:
-        source = ogr.Open(str(path))
-    except RuntimeError as error:
-        raise InputError(f"Cannot open the mask layer {path}: {error}") from error
-    if source is None or source.GetLayerCount() == 0:
-        raise InputError(f"The mask {path.name} has no vector layer.")
-    layer = source.GetLayer(0)
+    _source, layer = _first_layer(path, "mask layer")
     target = osr.SpatialReference()
     target.ImportFromWkt(crs_wkt)
     target.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
