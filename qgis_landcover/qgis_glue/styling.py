@@ -18,8 +18,8 @@ from qgis.core import (
 
 
 class ClassifiedStyler(QgsProcessingLayerPostProcessorInterface):
-    """Applies the classified raster's QML style (paletted, with class names) when
-    QGIS loads the output."""
+    """Applies a class raster's QML style (paletted, with class names) when QGIS loads
+    the output: Processing loads outputs without the ``.qml`` beside them."""
 
     # QGIS keeps only a pointer to a post-processor: Python must keep the object alive.
     _alive: ClassVar[list[ClassifiedStyler]] = []
