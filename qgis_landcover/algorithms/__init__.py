@@ -18,6 +18,9 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     from .classify import ClassifyAlgorithm
 
     classes.append(ClassifyAlgorithm)
+    from .classify_tiles import ClassifyTilesAlgorithm
+
+    classes.append(ClassifyTilesAlgorithm)
     from .download_model import DownloadModelAlgorithm
 
     classes.append(DownloadModelAlgorithm)

@@ -13,9 +13,11 @@ from typing import Any
 
 from qgis.core import (
     QgsCoordinateReferenceSystem,
+    QgsProcessing,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingParameterMultipleLayers,
     QgsProcessingParameterRasterLayer,
     QgsProcessingUtils,
     QgsProperty,
@@ -26,7 +28,7 @@ from ..core.errors import InputError
 from ..core.files.inputs import local_file
 from ..core.raster.reading import open_raster
 from .feedback import core_errors
-from .parameters import with_settings_of
+from .parameters import parameter_label, with_settings_of
 
 
 @dataclass(frozen=True)
@@ -124,3 +126,65 @@ def gdal_raster_input(
             "save it as a GeoTIFF first."
         )
     return raster
+
+
+class RasterFilesParameter(QgsProcessingParameterMultipleLayers):
+    """A multiple raster layers parameter that checks GDAL-readable files with GDAL,
+    read-only, instead of loading each as a QGIS layer (:class:`RasterFileParameter`'s
+    reason, times the number of inputs)."""
+
+    def __init__(self, name: str, description: str, optional: bool = False) -> None:
+        super().__init__(name, description, QgsProcessing.TypeRaster, None, optional)
+
+    def checkValueIsAcceptable(
+        self, value: Any, context: QgsProcessingContext | None = None
+    ) -> bool:
+        values = list(value) if isinstance(value, list | tuple) else [value]
+        if (
+            context is not None
+            and values
+            and all(gdal_file_value(item, context) is not None for item in values)
+        ):
+            return True
+        return super().checkValueIsAcceptable(value, context)
+
+    def clone(self) -> RasterFilesParameter:
+        return with_settings_of(self, RasterFilesParameter(self.name(), self.description()))
+
+
+def gdal_raster_sources(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: dict[str, Any],
+    name: str,
+    context: QgsProcessingContext,
+) -> list[str]:
+    """The GDAL data sources of multiple raster layers parameter ``name`` (files as
+    given, never loaded as QGIS layers; project layers by their source), ``[]`` when
+    not set. A layer of another provider (WMS, ...) is refused: GDAL must read each."""
+    value = parameters.get(name)
+    if value is None or value == "":
+        return []
+    values = list(value) if isinstance(value, list | tuple) else [value]
+    sources = []
+    for item in values:
+        path = gdal_file_value(item, context)
+        if path is not None:
+            sources.append(path)
+            continue
+        layer = item if isinstance(item, QgsRasterLayer) else None
+        if layer is None and isinstance(item, str):
+            found = QgsProcessingUtils.mapLayerFromString(
+                item, context, True, QgsProcessingUtils.LayerHint.Raster
+            )
+            layer = found if isinstance(found, QgsRasterLayer) else None
+        if layer is None or not layer.isValid():
+            raise QgsProcessingException(
+                f"{parameter_label(algorithm, name)}: {item!s} is not a raster GDAL can read."
+            )
+        if layer.providerType() != "gdal":
+            raise QgsProcessingException(
+                f"{layer.name()} is not a file-based raster (provider {layer.providerType()}); "
+                "save it as a GeoTIFF first."
+            )
+        sources.append(layer.source())
+    return sources

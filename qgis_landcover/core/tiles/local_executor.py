@@ -40,6 +40,7 @@ from ..errors import LandcoverError
 from ..files.temporary import remove_stale_in
 from ..inference.planning import (
     CPU_BATCH_SIZE,
+    CPU_STRIPE_WIDTH,
     MEMORY_FRACTION,
     physical_memory_bytes,
     pipeline_memory_bytes,
@@ -56,7 +57,6 @@ process with the 2018 U-Net session loaded holds about 250 MB RSS)."""
 
 POLL_SECONDS = 0.2
 """How often the driver looks at the cancel flag while chunks run."""
-
 
 
 def _is_python(path: str | os.PathLike[str] | None) -> bool:
@@ -116,7 +116,8 @@ def worker_memory_bytes(job: TilesJob) -> int:
         bands=contract.num_bands,
         classes=contract.num_classes,
         batch_size=options.batch_size or CPU_BATCH_SIZE,
-        stripe_width=min(options.stripe_width, job.chunk_size),
+        # No stripe width given: the CPU's automatic one is about CPU_STRIPE_WIDTH.
+        stripe_width=min(options.stripe_width or CPU_STRIPE_WIDTH, job.chunk_size),
     )
     model = 3 * Path(job.model).stat().st_size
     return pipeline + model + SESSION_OVERHEAD_BYTES + 2 * job.chunk_size**2
