@@ -19,7 +19,7 @@ import json
 import math
 import os
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -578,10 +578,3 @@ def footprint_polygon(bounds: Bounds) -> ogr.Geometry:
     polygon = ogr.Geometry(ogr.wkbPolygon)
     polygon.AddGeometry(ring)
     return polygon
-
-
-def job_summary(job: TilesJob) -> dict[str, Any]:
-    """The job as JSON-able values (logs, the CLI's ``--dry-run``)."""
-    summary = asdict(job)
-    summary["options"] = asdict(job.options)
-    return summary

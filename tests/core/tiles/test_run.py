@@ -221,6 +221,14 @@ def test_inputs_must_form_one_mosaic(tmp_path: Path, tiles: list[Path], model: P
     gdal.Translate(str(three), str(tiles[1]), bandList=[1, 2, 3])
     with pytest.raises(InputError, match=r"same bands: three\.tif has 3"):
         build_job([tiles[0], three], model=model, output_folder=tmp_path / "job")
+    coarse = tmp_path / "coarse.tif"
+    gdal.Translate(str(coarse), str(tiles[1]), xRes=2, yRes=2)
+    with pytest.raises(InputError, match=r"one pixel size: coarse\.tif has 2 x 2"):
+        build_job([tiles[0], coarse], model=model, output_folder=tmp_path / "job")
+    wide = tmp_path / "wide.tif"
+    gdal.Translate(str(wide), str(tiles[1]), outputType=gdal.GDT_UInt16)
+    with pytest.raises(InputError, match=r"one data type: wide\.tif is UInt16"):
+        build_job([tiles[0], wide], model=model, output_folder=tmp_path / "job")
     with pytest.raises(InputError, match="holds input rasters"):
         build_job(tiles, model=model, output_folder=tiles[0].parent)
 
