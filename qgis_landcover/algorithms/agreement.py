@@ -105,7 +105,7 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             "Outputs: an HTML report (matrix heat map, per-class table), the statistics as "
             "JSON, the matrix as CSV, an optional agree / disagree raster, and the numbers "
             "OVERALL_ACCURACY, KAPPA and MEAN_IOU (0-1) for models and batch runs. The "
-            "report's link is in the log; a batch run lists it in its summary."
+            "report's file:// address is in the log; a batch run lists it in its summary."
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:

@@ -151,7 +151,7 @@ def add_html_report(algorithm: QgsProcessingAlgorithm, name: str, help_text: str
     run with "ProcessingResults.addResult() missing 1 required positional argument:
     'timestamp'" (its ``loadHTMLResults`` omits the argument). A file output keeps batch
     runs working; the report is then not listed in the Results Viewer, so algorithms
-    write its ``file://`` link (:func:`report_link`) to the log instead.
+    write its ``file://`` address (:func:`report_link`) to the log instead.
     """
     html = QgsProcessingParameterFileDestination(name, "Report (HTML)", "HTML files (*.html)")
     html.setHelp(help_text)
@@ -160,7 +160,7 @@ def add_html_report(algorithm: QgsProcessingAlgorithm, name: str, help_text: str
 
 
 def report_link(path: str) -> str:
-    """``path`` as a ``file://`` URL, which the algorithm dialog's log shows as a link."""
+    """``path`` as a ``file://`` URL for the log: a browser opens it as it is."""
     return QUrl.fromLocalFile(path).toString()
 
 
