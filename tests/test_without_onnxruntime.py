@@ -93,3 +93,9 @@ def test_plugin_works_without_onnx_runtime(tmp_path: Path) -> None:
         assert found["can_execute"][name] == [True, ""]
     assert found["agreement"] == 1.0
     assert found["downloaded"]
+
+
+def test_classify_can_execute_with_onnx_runtime() -> None:
+    from qgis_landcover.algorithms.classify import ClassifyAlgorithm
+
+    assert ClassifyAlgorithm().canExecute() == (True, "")
