@@ -307,6 +307,10 @@ def modeler() -> None:
 
     chain = QgsProcessingModelAlgorithm()
     check("model_file_loads", chain.fromFile(str(MODEL3)), str(MODEL3))
+    # The designer draws an invalid step in red (e.g. a mandatory parameter the file lacks).
+    for child in chain.childAlgorithms():
+        valid, issues = chain.validateChildAlgorithm(child)
+        check(f"model_step_{child}_valid", valid, issues)
     designer = ModelerDialog.create(chain)
     designer.resize(1400, 900)
     designer.show()
