@@ -163,7 +163,7 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         index = QgsProcessingParameterFeatureSource(
             self.TILE_INDEX,
             "Tile index",
-            [QgsProcessing.TypeVector],
+            [QgsProcessing.SourceType.TypeVector],
             optional=True,
         )
         index.setHelp(
@@ -177,7 +177,7 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
             "Path field",
             defaultValue="location",
             parentLayerParameterName=self.TILE_INDEX,
-            type=QgsProcessingParameterField.String,
+            type=QgsProcessingParameterField.DataType.String,
             optional=True,
         )
         path_field.setHelp(
@@ -260,7 +260,9 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
             "The variant is resolved here, on this computer's CPU or GPU."
         )
         for parameter in (chunk, precision):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(
+                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
+            )
             self.addParameter(parameter)
         folder = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder")
         folder.setHelp(
@@ -274,7 +276,9 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         )
         self.addOutput(
             QgsProcessingOutputVectorLayer(
-                self.OUTPUT_MANIFEST, "Manifest (chunks)", QgsProcessing.TypeVectorPolygon
+                self.OUTPUT_MANIFEST,
+                "Manifest (chunks)",
+                QgsProcessing.SourceType.TypeVectorPolygon,
             )
         )
         self.addOutput(QgsProcessingOutputFile(self.OUTPUT_AREAS, "Class areas (CSV)"))

@@ -19,7 +19,7 @@ from qgis.core import (
     QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QMetaType
 
 from ..core.accuracy.remap import parse_class_names, parse_values
 from ..core.sampling.design import (
@@ -129,7 +129,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         target = QgsProcessingParameterNumber(
             self.TARGET_STANDARD_ERROR,
             "Target standard error of the overall accuracy",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             defaultValue=DEFAULT_TARGET_STANDARD_ERROR,
             minValue=0.0001,
             maxValue=0.4999,
@@ -142,7 +142,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         minimum = QgsProcessingParameterNumber(
             self.MIN_PER_CLASS,
             "Minimum points per class",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             defaultValue=DEFAULT_MIN_PER_CLASS,
             minValue=0,
         )
@@ -154,7 +154,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         seed = QgsProcessingParameterNumber(
             self.SEED,
             "Random seed",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             optional=True,
             minValue=0,
         )
@@ -166,7 +166,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         size = QgsProcessingParameterNumber(
             self.SAMPLE_SIZE,
             "Sample size (0: from the formula)",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             defaultValue=0,
             minValue=0,
         )
@@ -187,10 +187,12 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
             "file, for the 'map_name' field. Default: the raster's category names."
         )
         for parameter in (size, ignore, names):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(
+                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
+            )
             self.addParameter(parameter)
         output = QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Validation points", QgsProcessing.TypeVectorPoint
+            self.OUTPUT, "Validation points", QgsProcessing.SourceType.TypeVectorPoint
         )
         output.setHelp(
             "Points at pixel centres in the raster's CRS, with fields 'id', 'map_class', "
@@ -256,17 +258,17 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
             design.xs,
             design.ys,
             [
-                PointField("id", QVariant.Int, range(1, design.total + 1)),
-                PointField("map_class", QVariant.Int, design.map_classes),
+                PointField("id", QMetaType.Type.Int, range(1, design.total + 1)),
+                PointField("map_class", QMetaType.Type.Int, design.map_classes),
                 PointField(
-                    "map_name", QVariant.String, [strata[c].name for c in design.map_classes]
+                    "map_name", QMetaType.Type.QString, [strata[c].name for c in design.map_classes]
                 ),
                 PointField(
                     "stratum_weight",
-                    QVariant.Double,
+                    QMetaType.Type.Double,
                     [strata[c].weight for c in design.map_classes],
                 ),
-                PointField(REFERENCE_FIELD, QVariant.Int),
+                PointField(REFERENCE_FIELD, QMetaType.Type.Int),
             ],
         )
         for stratum in design.strata:

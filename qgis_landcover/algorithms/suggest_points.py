@@ -20,7 +20,7 @@ from qgis.core import (
     QgsProcessingParameterFile,
     QgsProcessingParameterNumber,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QMetaType
 
 from ..core.inference.image_source import Extent
 from ..core.inference.pipeline import ClassifyOptions
@@ -120,7 +120,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         count = QgsProcessingParameterNumber(
             self.COUNT,
             "Number of points",
-            QgsProcessingParameterNumber.Integer,
+            QgsProcessingParameterNumber.Type.Integer,
             defaultValue=50,
             minValue=1,
         )
@@ -131,7 +131,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         distance = QgsProcessingParameterNumber(
             self.MIN_DISTANCE,
             "Minimum distance between points (layer units)",
-            QgsProcessingParameterNumber.Double,
+            QgsProcessingParameterNumber.Type.Double,
             defaultValue=0.0,
             minValue=0.0,
         )
@@ -159,10 +159,12 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
             "tensorrt: that provider (as in landcover:classify)."
         )
         for parameter in (bands, device):
-            parameter.setFlags(parameter.flags() | QgsProcessingParameterDefinition.FlagAdvanced)
+            parameter.setFlags(
+                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
+            )
             self.addParameter(parameter)
         output = QgsProcessingParameterFeatureSink(
-            self.OUTPUT, "Points to label", QgsProcessing.TypeVectorPoint
+            self.OUTPUT, "Points to label", QgsProcessing.SourceType.TypeVectorPoint
         )
         output.setHelp(
             "Points at pixel centres in the layer's CRS, least sure first in each round of "
@@ -218,15 +220,15 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
             result.xs,
             result.ys,
             [
-                PointField("id", QVariant.Int, range(1, len(result.xs) + 1)),
-                PointField("predicted", QVariant.Int, result.classes),
+                PointField("id", QMetaType.Type.Int, range(1, len(result.xs) + 1)),
+                PointField("predicted", QMetaType.Type.Int, result.classes),
                 PointField(
                     "predicted_name",
-                    QVariant.String,
+                    QMetaType.Type.QString,
                     [names.get(int(c), f"class {c}") for c in result.classes],
                 ),
-                PointField("margin", QVariant.Double, result.margins.round(4)),
-                PointField(CLASS_FIELD, QVariant.Int),
+                PointField("margin", QMetaType.Type.Double, result.margins.round(4)),
+                PointField(CLASS_FIELD, QMetaType.Type.Int),
             ],
         )
         feedback.pushInfo(

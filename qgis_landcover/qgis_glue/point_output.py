@@ -11,6 +11,7 @@ from typing import Any
 
 import numpy as np
 from qgis.core import (
+    Qgis,
     QgsCoordinateReferenceSystem,
     QgsFeature,
     QgsFeatureSink,
@@ -25,7 +26,7 @@ from qgis.core import (
     QgsProcessingOutputLayerDefinition,
     QgsWkbTypes,
 )
-from qgis.PyQt.QtCore import QVariant
+from qgis.PyQt.QtCore import QMetaType
 
 from .parameters import is_unset
 
@@ -36,14 +37,22 @@ class PointField:
 
     Attributes:
         name: the field name.
-        kind: ``QVariant.Int``, ``QVariant.Double`` or ``QVariant.String``.
+        kind: ``QMetaType.Type.Int``, ``QMetaType.Type.Double`` or
+            ``QMetaType.Type.QString``.
         values: one value per point; ``None``: NULL for every point (a field for the
             user to fill).
     """
 
     name: str
-    kind: QVariant.Type
+    kind: QMetaType.Type
     values: Sequence[Any] | np.ndarray | None = None
+
+
+def field_type(kind: QMetaType.Type) -> Any:
+    """``QgsField``'s type argument for ``kind``: QGIS 3.38+ (every Qt 6 build among
+    them) takes ``QMetaType.Type``; older releases only ``QVariant.Type`` (gone in Qt 6),
+    whose values are the same numbers, and accept the number."""
+    return kind if Qgis.QGIS_VERSION_INT >= 33800 else int(kind)
 
 
 def sink_destination(
@@ -85,9 +94,9 @@ def write_points(
     cancel (a few thousand points take milliseconds), so no layer is left half written."""
     definitions = QgsFields()
     for field in fields:
-        definitions.append(QgsField(field.name, field.kind))
+        definitions.append(QgsField(field.name, field_type(field.kind)))
     sink, destination = algorithm.parameterAsSink(
-        parameters, name, context, definitions, QgsWkbTypes.Point, crs
+        parameters, name, context, definitions, QgsWkbTypes.Type.Point, crs
     )
     if sink is None:
         raise QgsProcessingException(algorithm.invalidSinkError(parameters, name))
@@ -98,6 +107,6 @@ def write_points(
         feature = QgsFeature(definitions)
         feature.setGeometry(QgsGeometry.fromPointXY(QgsPointXY(x, y)))
         feature.setAttributes([column[index] for column in columns])
-        if not sink.addFeature(feature, QgsFeatureSink.FastInsert):
+        if not sink.addFeature(feature, QgsFeatureSink.Flag.FastInsert):
             raise QgsProcessingException(f"Cannot write point {index + 1}: {sink.lastError()}")
     return destination

@@ -134,7 +134,7 @@ class RasterFilesParameter(QgsProcessingParameterMultipleLayers):
     reason, times the number of inputs)."""
 
     def __init__(self, name: str, description: str, optional: bool = False) -> None:
-        super().__init__(name, description, QgsProcessing.TypeRaster, None, optional)
+        super().__init__(name, description, QgsProcessing.SourceType.TypeRaster, None, optional)
 
     def checkValueIsAcceptable(
         self, value: Any, context: QgsProcessingContext | None = None
