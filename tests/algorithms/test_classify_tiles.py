@@ -28,17 +28,23 @@ from qgis.core import (
 )
 
 from qgis_landcover.algorithms.classify_tiles import ClassifyTilesAlgorithm
-from qgis_landcover.core.inference.session import clear_session_cache
 
 from ..conftest import DATA
-from ..onnx_models import box_model, contract_for
+from ..core.tiles import conftest as tiles_data
+
+# The many-tiles tests' data, as fixtures here too: the area as one GeoTIFF (whole) and
+# as 2 x 2 adjacent tiles, a 3x3 box model cropping 1 px per side (its output does not
+# depend on where tiles or chunks start), fresh model sessions for each test.
+whole = tiles_data.whole
+tiles = tiles_data.tiles
+model = tiles_data.model
+fresh_sessions = tiles_data.fresh_sessions
+read = tiles_data.read
+AREA = tiles_data.AREA
 
 Run = Callable[..., dict[str, Any]]
 
-MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
-AREA = (200, 100, 320, 240)  # xoff, yoff, width, height in the shipped mosaic
-WEIGHTS = np.array([[1.0, -0.5, 0.0, 0.2], [-0.3, 1.0, -0.2, 0.1], [0.0, -0.4, 1.0, -0.1]])
 CHUNK = 256  # rounded down to 240 (8 output tiles of 30 px): 2 x 1 chunks
 
 
@@ -50,46 +56,6 @@ class RecordingFeedback(QgsProcessingFeedback):
     def pushInfo(self, info: str) -> None:
         self.lines.append(info)
         super().pushInfo(info)
-
-
-@pytest.fixture(autouse=True)
-def fresh_sessions() -> None:
-    clear_session_cache()
-
-
-def read(path: Path | str) -> np.ndarray:
-    return gdal.Open(str(path)).ReadAsArray()
-
-
-@pytest.fixture
-def whole(tmp_path: Path) -> Path:
-    target = tmp_path / "whole.tif"
-    gdal.Translate(str(target), str(MOSAIC), srcWin=list(AREA))
-    return target
-
-
-@pytest.fixture
-def tiles(tmp_path: Path) -> list[Path]:
-    """The area as 2 x 2 adjacent GeoTIFFs in their own folder."""
-    folder = tmp_path / "tiles"
-    folder.mkdir()
-    x0, y0, width, height = AREA
-    paths = []
-    for row in range(2):
-        for col in range(2):
-            target = folder / f"tile_{row}{col}.tif"
-            window = [x0 + col * width // 2, y0 + row * height // 2, width // 2, height // 2]
-            gdal.Translate(str(target), str(MOSAIC), srcWin=window)
-            paths.append(target)
-    return paths
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    """A 3x3 box model cropping 1 px per side: its output does not depend on where
-    tiles or chunks start, so chunked and one-raster runs agree pixel for pixel."""
-    contract = contract_for(3, input_scale=1 / 255, output_margin=1, tiles_overlap_percent=30.0)
-    return box_model(tmp_path / "box.onnx", WEIGHTS, contract=contract, margin=1)
 
 
 def one_raster(run_algorithm: Run, tmp_path: Path, whole: Path, model: Path) -> np.ndarray:

@@ -76,6 +76,20 @@ def is_local(address: str | None) -> bool:
     return address is None or address.strip().lower() in ("", LOCAL_DASK)
 
 
+def local_cluster_options(workers: int) -> dict[str, Any]:
+    """``LocalCluster`` arguments for ``workers`` worker processes x 1 thread: no
+    dashboard, and the scheduler's HTTP server on a free port (by default it takes
+    8787, or warns when another cluster has it), Dask's own logs at errors only."""
+    return {
+        "n_workers": workers,
+        "threads_per_worker": 1,
+        "processes": True,
+        "dashboard_address": None,
+        "scheduler_kwargs": {"dashboard": False, "dashboard_address": ":0"},
+        "silence_logs": logging.ERROR,
+    }
+
+
 def run_in_worker(
     task: ChunkTask, job: TilesJob, chunk: Chunk, groups: Sequence[Sequence[int]]
 ) -> ChunkResult:
@@ -159,13 +173,7 @@ class DaskExecutor:
             multiprocessing.get_context("spawn").set_executable(python)
         try:
             with (
-                distributed.LocalCluster(
-                    n_workers=workers,
-                    threads_per_worker=1,
-                    processes=True,
-                    dashboard_address=None,
-                    silence_logs=logging.ERROR,
-                ) as cluster,
+                distributed.LocalCluster(**local_cluster_options(workers)) as cluster,
                 distributed.Client(cluster) as client,
             ):
                 self._submit_and_gather(

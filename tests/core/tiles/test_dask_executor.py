@@ -8,7 +8,6 @@ missing dask is a message."""
 
 from __future__ import annotations
 
-import logging
 import os
 import socket
 import sys
@@ -24,7 +23,7 @@ from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.tiles.chunk_runner import ChunkResult, run_chunk
-from qgis_landcover.core.tiles.dask_executor import DaskExecutor
+from qgis_landcover.core.tiles.dask_executor import DaskExecutor, local_cluster_options
 from qgis_landcover.core.tiles.executor import executor_for
 from qgis_landcover.core.tiles.job import Chunk, TilesJob, build_job, plan_chunks
 from qgis_landcover.core.tiles.local_executor import LocalExecutor
@@ -85,12 +84,7 @@ def test_a_dask_scheduler_by_address_gives_the_one_raster_result(
     """The remote path (``tcp://...``), here to a cluster of 2 worker processes started
     by the test: no seams, each chunk recorded once, run by both workers."""
     job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
-    with distributed.LocalCluster(
-        n_workers=2,
-        threads_per_worker=1,
-        dashboard_address=None,
-        silence_logs=logging.ERROR,
-    ) as cluster:
+    with distributed.LocalCluster(**local_cluster_options(2)) as cluster:
         executor = DaskExecutor(cluster.scheduler_address)
         assert executor.describe() == f"the Dask scheduler {cluster.scheduler_address}"
         result = run_tiles_job(job, executor)
