@@ -304,9 +304,11 @@ def session_options(ort: Any) -> Any:
       per tile, peak 280 against 262 MB);
     - graph optimisation: all levels (operator fusion, layout changes), redone at each
       load: no optimised model file is cached (``optimized_model_filepath``), as it
-      would save little: creating a session of the 2018 U-Net takes 12 ms from the
-      original at ORT_ENABLE_ALL against 8 ms from a saved optimised file (int8
-      variant: 23 against 8 ms; median of 5, ONNX Runtime 1.32), less than one 256 px tile;
+      would save little: creating a session of the 2018 U-Net takes 30 ms from the
+      original at ORT_ENABLE_ALL against 14 ms from a saved optimised file, its int8
+      variant (sub-pixel graph) 50 against 26 ms (median of 7, fresh processes,
+      interleaved, 2 cores at load 6, ONNX Runtime 1.32): a saving below 3 % of one
+      640 px int8 tile, not worth a cache to keep in step with the model and ORT;
     - ORT's own log: errors only (its warnings are not for GIS users).
     """
     options = ort.SessionOptions()
@@ -324,7 +326,8 @@ def describe_session_options(options: Any) -> str:
         f"{options.intra_op_num_threads} intra-op threads (physical cores), memory arena "
         f"{'on' if options.enable_cpu_mem_arena else 'off'}, memory pattern "
         f"{'on' if options.enable_mem_pattern else 'off'}, graph optimisation "
-        f"{str(options.graph_optimization_level).rsplit('.', 1)[-1]}"
+        f"{str(options.graph_optimization_level).rsplit('.', 1)[-1]} at each load (no cached "
+        "optimised model file: it would save about 20 ms)"
     )
 
 
