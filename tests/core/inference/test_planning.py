@@ -27,7 +27,7 @@ from qgis_landcover.core.inference.planning import (
     session_memory_bytes,
     stripe_width_for,
 )
-from qgis_landcover.core.inference.session import load_session
+from qgis_landcover.core.inference.session import load_session, probe_tile_size
 from qgis_landcover.core.inference.tile_plan import plan_tiles
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Window
@@ -303,6 +303,8 @@ def test_shipped_models_get_their_tiles_and_no_tile_runs_twice(model: Path, expe
     for side in (2048, 8192):
         tile = automatic_tile_size(session, options, Window(0, 0, side, side), 0.0, NullProgress())
         assert tile == expected
+        # The load's probe run is no larger than the run's tiles (its arena would stay).
+        assert probe_tile_size(session.contract) <= tile
         plan = plan_tiles(side, side, tile, 64, 0)
         width = stripe_width_for(session, options, plan)
         assert width % plan.output_size == 0 and width % 256 == 0
