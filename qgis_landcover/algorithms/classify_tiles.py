@@ -67,9 +67,9 @@ from ..qgis_glue.raster_inputs import RasterFilesParameter, gdal_raster_sources
 from ..qgis_glue.styling import style_on_load
 from .base import LandcoverAlgorithm
 
-MIN_CHUNK_SIZE = 256
-"""Smallest chunk side offered (pixels): smaller chunks cost more in margins and files
-than they gain in parallelism."""
+MIN_CHUNK_SIZE = 64
+"""Smallest chunk side accepted (pixels; rounded up to one model tile): small chunks
+cost more in margins and files than they gain in parallelism (the default is 4096)."""
 
 
 class ClassifyTilesAlgorithm(LandcoverAlgorithm):

@@ -10,6 +10,7 @@ The job itself (seams, resume, corrupt tiles, areas, killed workers) is tested i
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -276,3 +277,43 @@ def test_bad_input_is_a_message(
     parameters = {k: v for k, v in parameters.items() if v is not None}
     with pytest.raises(QgsProcessingException, match=message):
         run_algorithm("classify_tiles", parameters)
+
+
+PLAN_LINE = r"(?P<done>\d+) already done .*, (?P<run>\d+) to run"
+"""The job's first log line: chunks skipped (done before) and chunks to run."""
+
+
+class CancelAtFirstChunk(RecordingFeedback):
+    """Cancels when the first chunk is reported (progress above 0)."""
+
+    def setProgress(self, progress: float) -> None:
+        super().setProgress(progress)
+        if progress > 0:
+            self.cancel()
+
+
+def test_cancel_on_dask_keeps_done_chunks_and_the_next_run_finishes(
+    run_algorithm: Run, tmp_path: Path, tiles: list[Path], whole: Path, model: Path
+) -> None:
+    parameters = {
+        "INPUTS": [str(t) for t in tiles],
+        "MODEL": str(model),
+        "DEVICE": "cpu",
+        "WORKERS": 1,
+        "SCHEDULER": "local-dask",
+        "CHUNK_SIZE": 64,  # 60 px: 6 x 4 chunks
+        "OUTPUT_FOLDER": str(tmp_path / "job"),
+    }
+    with pytest.raises(QgsProcessingException, match=r"Cancelled by the user after \d+ of 24"):
+        run_algorithm("classify_tiles", parameters, CancelAtFirstChunk())
+    done = len(list((tmp_path / "job" / "chunks").glob("*.tif")))
+    assert 1 <= done < 24
+    assert not [p for p in (tmp_path / "job").rglob("*") if ".tmp-landcover" in p.name]
+    feedback = RecordingFeedback()
+    results = run_algorithm("classify_tiles", parameters, feedback)
+    [plan] = [m for line in feedback.lines if (m := re.search(PLAN_LINE, line))]
+    assert int(plan["done"]) >= 1 and int(plan["done"]) + int(plan["run"]) == 24
+    assert results["CHUNKS_DONE"] == 24
+    np.testing.assert_array_equal(
+        read(results["OUTPUT_MOSAIC"]), one_raster(run_algorithm, tmp_path, whole, model)
+    )

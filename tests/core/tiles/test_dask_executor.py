@@ -12,6 +12,7 @@ import os
 import socket
 import sys
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -78,6 +79,25 @@ def die_once_before_rename(job: TilesJob, chunk: Chunk) -> ChunkResult:
     return run_chunk(job, chunk)
 
 
+def count_model_loads(job: TilesJob, chunk: Chunk) -> ChunkResult:
+    """``run_chunk``, with every model load of this worker process appended to
+    ``loads-<pid>`` beside the output folder (one line per ONNX Runtime session made)."""
+    from qgis_landcover.core.inference import session
+
+    if not getattr(session, "counting_loads", False):
+        create = session._create_session
+        log = Path(job.output_folder).parent / f"loads-{os.getpid()}"
+
+        def counted(*arguments: Any) -> Any:
+            with log.open("a") as stream:
+                stream.write("load\n")
+            return create(*arguments)
+
+        session._create_session = counted
+        session.counting_loads = True
+    return run_chunk(job, chunk)
+
+
 def test_a_dask_scheduler_by_address_gives_the_one_raster_result(
     tmp_path: Path, tiles: list[Path], whole: Path, model: Path
 ) -> None:
@@ -85,7 +105,7 @@ def test_a_dask_scheduler_by_address_gives_the_one_raster_result(
     by the test: no seams, each chunk recorded once, run by both workers."""
     job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
     with distributed.LocalCluster(**local_cluster_options(2)) as cluster:
-        executor = DaskExecutor(cluster.scheduler_address)
+        executor = DaskExecutor(cluster.scheduler_address, task=count_model_loads)
         assert executor.describe() == f"the Dask scheduler {cluster.scheduler_address}"
         result = run_tiles_job(job, executor)
     assert (result.chunks_done, result.chunks_failed, result.chunks_pending) == (12, 0, 0)
@@ -93,7 +113,11 @@ def test_a_dask_scheduler_by_address_gives_the_one_raster_result(
     rows = manifest_rows(result.manifest)
     assert sorted(r[0] for r in rows) == sorted(c.id for c in plan_chunks(job))
     assert {r[1] for r in rows} == {"done"}
-    assert len({r[2] for r in rows}) == 2  # both worker processes ran chunks
+    workers = {r[2] for r in rows}
+    assert len(workers) == 2  # both worker processes ran chunks
+    # Each loaded the model once for its 6 or so chunks.
+    loads = {p.name: p.read_text().split() for p in tmp_path.glob("loads-*")}
+    assert loads == {f"loads-{w.rsplit(':', 1)[1]}": ["load"] for w in workers}
     assert leftovers(tmp_path / "job") == []
 
 
