@@ -52,7 +52,7 @@ from ..core.tiles.job import (
     build_job,
 )
 from ..core.tiles.run import run_tiles_job
-from ..qgis_glue.feedback import FeedbackProgress, core_errors
+from ..qgis_glue.feedback import QgisProcessProgress, core_errors
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
 from ..qgis_glue.onnxruntime_check import onnxruntime_missing
 from ..qgis_glue.parameters import (
@@ -292,7 +292,8 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         context: QgsProcessingContext,
         feedback: QgsProcessingFeedback,
     ) -> dict[str, Any]:
-        progress = FeedbackProgress(feedback)
+        # In qgis_process, Ctrl+C cancels between chunks (the executors poll often).
+        progress = QgisProcessProgress(feedback)
         sources = gdal_raster_sources(self, parameters, self.INPUTS, context)
         index_paths = self._tile_index_paths(parameters, context)
         inputs = list(dict.fromkeys(sources + index_paths))

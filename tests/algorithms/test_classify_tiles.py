@@ -19,6 +19,8 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
+    QgsCoordinateTransform,
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
@@ -26,6 +28,7 @@ from qgis.core import (
     QgsProcessingModelChildParameterSource,
     QgsProcessingOutputRasterLayer,
     QgsProject,
+    QgsRectangle,
 )
 
 from qgis_landcover.algorithms.classify_tiles import ClassifyTilesAlgorithm
@@ -317,3 +320,41 @@ def test_cancel_on_dask_keeps_done_chunks_and_the_next_run_finishes(
     np.testing.assert_array_equal(
         read(results["OUTPUT_MOSAIC"]), one_raster(run_algorithm, tmp_path, whole, model)
     )
+
+
+def test_extent_in_another_crs_clips_the_job(
+    run_algorithm: Run, tmp_path: Path, tiles: list[Path], whole: Path, model: Path
+) -> None:
+    """EXTENT in WGS 84 (QGIS reprojects its box to the inputs' CRS): the left half of
+    the area, which keeps its pixels as classified over the whole area (the chunks read
+    their margins across the extent's edge)."""
+    xmin, xres, _, ymax, _, yres = gdal.Open(str(whole)).GetGeoTransform()
+    # A box well inside the left half: its reprojection to UTM stays inside too.
+    left = QgsRectangle(xmin + 20, ymax + 200 * yres, xmin + 140, ymax + 40 * yres)
+    to_wgs84 = QgsCoordinateTransform(
+        QgsCoordinateReferenceSystem("EPSG:26917"),
+        QgsCoordinateReferenceSystem("EPSG:4326"),
+        QgsProject.instance(),
+    )
+    box = to_wgs84.transformBoundingBox(left)
+    results = run_algorithm(
+        "classify_tiles",
+        {
+            "INPUTS": [str(t) for t in tiles],
+            "EXTENT": f"{box.xMinimum()!r},{box.xMaximum()!r},{box.yMinimum()!r},"
+            f"{box.yMaximum()!r} [EPSG:4326]",
+            "MODEL": str(model),
+            "DEVICE": "cpu",
+            "WORKERS": 1,
+            "OUTPUT_FOLDER": str(tmp_path / "job"),
+        },
+    )
+    mosaic = gdal.Open(results["OUTPUT_MOSAIC"])
+    x0, _, _, y0, _, _ = mosaic.GetGeoTransform()
+    col, row = round((x0 - xmin) / xres), round((y0 - ymax) / yres)
+    # The reprojected box holds the UTM box and stays within the left half.
+    assert 0 <= col <= 20 and 0 <= row <= 40
+    assert col + mosaic.RasterXSize >= 140 and col + mosaic.RasterXSize <= 160
+    expected = one_raster(run_algorithm, tmp_path, whole, model)
+    window = expected[row : row + mosaic.RasterYSize, col : col + mosaic.RasterXSize]
+    np.testing.assert_array_equal(mosaic.ReadAsArray(), window)

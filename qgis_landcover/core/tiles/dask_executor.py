@@ -141,7 +141,9 @@ class DaskExecutor:
         """The executor in words, for the log."""
         if self.address is None:
             count = self.started_workers or self.workers
-            return f"a Dask LocalCluster of {count or 'local'} worker processes x 1 thread"
+            if count:
+                return f"a Dask LocalCluster of {count} worker processes x 1 thread"
+            return "a Dask LocalCluster (worker processes x 1 thread, from cores and memory)"
         return f"the Dask scheduler {self.address}"
 
     def run(
