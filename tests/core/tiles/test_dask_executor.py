@@ -14,6 +14,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import distributed  # a test requirement (requirements-plugin.txt), not the plugin's
 import numpy as np
 import pytest
 from osgeo import ogr
@@ -32,8 +33,6 @@ from qgis_landcover.core.tiles.run import run_tiles_job
 from qgis_landcover.tiles.__main__ import main
 
 from .conftest import read
-
-distributed = pytest.importorskip("distributed")
 
 CHUNK = 100  # rounded down to 90: 4 x 3 chunks over the 320 x 240 px test area
 KILLED = "killed-worker-pid"
