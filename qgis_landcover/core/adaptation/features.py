@@ -281,44 +281,85 @@ def extract_features(
     )
 
 
-def map_class_shares(
+@dataclass(frozen=True)
+class AreaSample:
+    """The unadapted model over the extent, from a sample of its tiles.
+
+    Attributes:
+        shares: {channel: share of the map} over the argmax channels (sums to 1).
+        neighbourhood: float32 (m, channels * k * k) neighbourhood features of up to
+            :data:`AREA_PIXELS` valid pixels drawn at random from those tiles (the
+            area's features: the metric of the pull toward the original head).
+        tiles: tiles run.
+    """
+
+    shares: dict[int, float]
+    neighbourhood: np.ndarray
+    tiles: int
+
+
+AREA_PIXELS = 2048
+"""Pixels whose features represent the area (at most)."""
+
+
+def sample_area(
     session: ModelSession,
     layout: ModelGrid,
     model_input: ModelInput,
+    *,
+    seed: int = 0,
     progress: Progress | None = None,
-) -> dict[int, float]:
-    """Share of each class channel in the unadapted model's map of ``layout.window``,
-    counted on up to :data:`AREA_TILES` x :data:`AREA_TILES` model tiles spread evenly
-    over it (valid pixels only): {channel: share}, summing to 1 over the argmax
-    channels."""
+) -> AreaSample:
+    """Run the unadapted model on up to :data:`AREA_TILES` x :data:`AREA_TILES` model
+    tiles spread evenly over ``layout.window``: its map's class shares (valid pixels)
+    and the features of a random sample of pixels."""
     progress = progress or NullProgress()
+    description = require_features(session)
     contract = session.contract
     margin = contract.output_margin
     side = session.fixed_tile or contract.tile_size
     output = side - 2 * margin
+    offset = margin - description.margin
     window = layout.window
 
-    def starts(offset: int, length: int) -> list[int]:
+    def starts(first: int, length: int) -> list[int]:
         if length <= output:
-            return [offset + (length - output) // 2]
+            return [first + (length - output) // 2]
         count = min(AREA_TILES, math.ceil(length / output))
-        return [offset + round(i * (length - output) / max(count - 1, 1)) for i in range(count)]
+        return [first + round(i * (length - output) / max(count - 1, 1)) for i in range(count)]
 
+    origins = [(r, c) for r in starts(window.row_off, window.height)
+               for c in starts(window.col_off, window.width)]  # fmt: skip
+    per_tile = max(1, AREA_PIXELS // len(origins))
+    generator = np.random.default_rng(seed)
     channels = contract.class_channels
     counts = np.zeros(contract.num_classes, np.int64)
+    samples: list[np.ndarray] = []
     normalizer = Normalizer(contract)
-    for row in starts(window.row_off, window.height):
-        for col in starts(window.col_off, window.width):
-            check_cancelled(progress)
-            raw, valid = model_input.read(Window(col - margin, row - margin, side, side))
-            if not valid.any():
-                continue
-            batch = normalizer(raw[None].copy())
-            (tile_scores,) = _run(session, [session.output_name], batch)
-            classes = np.asarray(channels)[tile_scores[0][channels].argmax(axis=0)]
-            inner = valid[margin : margin + output, margin : margin + output]
-            counts += np.bincount(classes[inner], minlength=contract.num_classes)
+    names = [session.output_name, description.name]
+    for row, col in origins:
+        check_cancelled(progress)
+        raw, valid = model_input.read(Window(col - margin, row - margin, side, side))
+        inner = valid[margin : margin + output, margin : margin + output].copy()
+        # Only pixels of the extent count (a tile may reach past it).
+        rows_in = np.arange(row, row + output)
+        cols_in = np.arange(col, col + output)
+        inner &= ((rows_in >= window.row_off) & (rows_in < window.row_off + window.height))[:, None]
+        inner &= ((cols_in >= window.col_off) & (cols_in < window.col_off + window.width))[None]
+        if not inner.any():
+            continue
+        batch = normalizer(raw[None].copy())
+        tile_scores, features = _run(session, names, batch)
+        classes = np.asarray(channels)[tile_scores[0][channels].argmax(axis=0)]
+        counts += np.bincount(classes[inner], minlength=contract.num_classes)
+        r, c = np.nonzero(inner)
+        pick = generator.choice(len(r), size=min(per_tile, len(r)), replace=False)
+        samples.append(
+            neighbourhoods(features[0], r[pick] + offset, c[pick] + offset, description.kernel_size)
+        )
     total = counts[channels].sum()
     if total == 0:
         raise InputError("The extent holds no valid pixels to measure the map's class shares.")
-    return {c: float(counts[c] / total) for c in channels}
+    return AreaSample(
+        {c: float(counts[c] / total) for c in channels}, np.concatenate(samples), len(origins)
+    )

@@ -15,6 +15,8 @@ from qgis_landcover.core.adaptation.fit import (
     class_weights,
     cross_validate,
     fit_head,
+    implied_shares,
+    pull_metric,
     stratified_folds,
 )
 from qgis_landcover.core.adaptation.head import Head, neighbourhoods
@@ -133,3 +135,27 @@ def test_neighbourhoods_follow_the_weight_layout() -> None:
     padded = np.pad(features, ((0, 0), (1, 1), (1, 1)))
     corner = np.einsum("cfij,fij->c", weight, padded[:, 0:3, 5:8])
     np.testing.assert_allclose(head.linear(values)[1], corner, rtol=1e-5)
+
+
+def test_area_metric_is_the_mean_square_change_of_the_logits() -> None:
+    # dw M dw + 2 db mean . dw + db^2 == mean over the area of (dw . x + db)^2 (up to
+    # the small ridge), computed directly.
+    generator = np.random.default_rng(2)
+    area = generator.standard_normal((50, 4)) + 1.0
+    metric, mean = pull_metric(area, 4)
+    dw, db = generator.standard_normal(4), 0.7
+    direct = np.mean((area @ dw + db) ** 2)
+    assert dw @ metric @ dw + 2 * db * mean @ dw + db**2 == pytest.approx(direct, rel=1e-2)
+
+
+def test_implied_shares_follow_the_fit() -> None:
+    # Without area features: the labels' weighted shares (balanced: equal); with them:
+    # the head's mean probabilities there (a head with equal logits: equal shares).
+    x, y = sampled(90)
+    problem = FitProblem(x, y, TRUE_W, TRUE_B, [1, 2, 3])
+    weights = class_weights(y, True) / len(y)
+    labels = implied_shares(problem, TRUE_W, TRUE_B, y - 1, weights)
+    assert [labels[c] for c in (1, 2, 3)] == pytest.approx([1 / 3] * 3)
+    flat = FitProblem(x, y, TRUE_W, TRUE_B, [1, 2, 3], area_features=x)
+    shares = implied_shares(flat, np.zeros_like(TRUE_W), np.zeros(4), y - 1, weights)
+    assert [shares[c] for c in (1, 2, 3)] == pytest.approx([1 / 3] * 3)
