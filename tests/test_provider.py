@@ -38,7 +38,7 @@ def test_provider_is_registered_with_its_algorithms(landcover_provider: Any) -> 
 
 # -- what the desktop shows: search, help, icons, modeler names (issue 16) --------------
 
-OWN_ALGORITHMS = ("classify", "agreement", "sample_accuracy", "download_model")
+OWN_ALGORITHMS = ("classify", "classify_tiles", "agreement", "sample_accuracy", "download_model")
 """The algorithms whose help pages, icons and short names issue 16 asked for."""
 
 
