@@ -37,6 +37,7 @@ from typing import Any
 from ..errors import InputError
 from ..files.temporary import remove_stale_in
 from .chunk_runner import ChunkResult, failed_result, run_chunk
+from .executor import ChunkTask
 from .job import Chunk, TilesJob
 from .local_executor import choose_workers, core_groups, with_memory_share, worker_python
 
@@ -54,8 +55,6 @@ times, then reported failed (``KilledWorker``)."""
 
 POLL_SECONDS = 0.1
 """How often the driver checks for cancellation while no chunk finishes."""
-
-ChunkTask = Callable[[TilesJob, Chunk], ChunkResult]
 
 
 def _distributed() -> Any:
