@@ -16,13 +16,14 @@ TEST_ENV := QT_QPA_PLATFORM=offscreen QGIS_CUSTOM_CONFIG_PATH=$(CURDIR)/.qgis/py
 # Debian 13 chroot of test-qgis340 runs that way; the host's `make test` runs them).
 PYTEST_ARGS := $(if $(filter 0,$(LANDCOVER_TRAINING)),--ignore=tests/model_training)
 
-.PHONY: help setup demo test test-desktop test-qgis340 lint package bench train-demo clean
+.PHONY: help setup demo test test-desktop test-qgis340 test-qgis344 lint package bench train-demo clean
 
 help:
 	@echo "make demo    run the plugin's main job through qgis_process on the shipped sample"
 	@echo "make test    run the test suite (headless QGIS)"
 	@echo "make test-desktop  the plugin zip in a real QGIS window under Xvfb (screenshots: out/screenshots/)"
 	@echo "make test-qgis340  the plugin's tests and the demo on QGIS 3.40 (Debian 13 chroot, root)"
+	@echo "make test-qgis344  the desktop test on QGIS 3.44 (Debian unstable chroot, root)"
 	@echo "make setup   install QGIS (Debian) and the Python requirements into .venv"
 	@echo "make package build $(ZIP) for QGIS's 'Install from ZIP'"
 	@echo "make lint    ruff, bandit (plugin repository scan), Qt 6 check"
@@ -49,6 +50,11 @@ test-desktop:
 # plugin's tests and `make demo` inside it. Needs root.
 test-qgis340:
 	@bash scripts/test_qgis340.sh
+
+# The same on QGIS 3.44, the last Qt 5 LTR (Debian unstable's archive snapshot, chroot
+# under /var/cache/qgis-landcover/sid): the desktop test in a real QGIS 3.44 window.
+test-qgis344:
+	@LANDCOVER_CHROOT_SUITE=sid LANDCOVER_CHROOT_TARGETS=test-desktop bash scripts/test_qgis340.sh
 
 # bandit: the plugin repository scans every upload with it (nosec only with a reason);
 # check_qt6: what breaks with PyQt6 / QGIS 4 (scoped enums, qgis.PyQt imports, exec()).

@@ -15,14 +15,24 @@
 #     LANDCOVER_TRAINING=0 make test   (no torch in the chroot: tests/model_training
 #     LANDCOVER_TRAINING=0 make demo    runs on the host with `make test`)
 #   scripts/test_qgis340.sh [--build]   (--build: only build or check the chroot)
+# LANDCOVER_CHROOT_SUITE=sid: the same on Debian unstable, QGIS 3.44 (the last Qt 5 LTR;
+# `make test-qgis344`), whose archive snapshot has an expired Valid-Until (so apt runs
+# with Acquire::Check-Valid-Until=false there), with Xvfb, and running
+# LANDCOVER_CHROOT_TARGETS (default: test demo) there.
 # Needs root (debootstrap, chroot, mount); re-runs itself with sudo otherwise.
 set -euo pipefail
 root="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
 self="$root/scripts/test_qgis340.sh"
-chroot_dir="${LANDCOVER_CHROOT:-/var/cache/qgis-landcover/trixie}"
-suite=trixie
+suite="${LANDCOVER_CHROOT_SUITE:-trixie}"
+chroot_dir="${LANDCOVER_CHROOT:-/var/cache/qgis-landcover/$suite}"
+targets="${LANDCOVER_CHROOT_TARGETS:-test demo}"
 packages=(qgis python3-qgis qgis-providers python3-gdal gdal-bin python3-venv
   ca-certificates make git)
+apt_options=()
+if [ "$suite" = sid ]; then
+  packages+=(xvfb x11-utils xauth)
+  apt_options=(-o Acquire::Check-Valid-Until=false)
+fi
 # Changing the recipe (suite or packages) invalidates an existing chroot.
 recipe="v1 $suite ${packages[*]}"
 stamp="$chroot_dir/.landcover-chroot-complete"
@@ -92,14 +102,20 @@ build_chroot() {
     tail -n 30 "$chroot_dir.debootstrap.log" >&2
     exit 1
   }
-  cat > "$chroot_dir/etc/apt/sources.list" <<EOF
+  if [ "$suite" = sid ]; then  # unstable has no updates or security suites
+    echo "deb $mirror $suite main" > "$chroot_dir/etc/apt/sources.list"
+    # apt inside (scripts/setup.sh too) accepts the snapshot's expired Release file.
+    echo 'Acquire::Check-Valid-Until "false";' > "$chroot_dir/etc/apt/apt.conf.d/99snapshot"
+  else
+    cat > "$chroot_dir/etc/apt/sources.list" <<EOF
 deb $mirror $suite main
 deb $mirror $suite-updates main
 deb $security $suite-security main
 EOF
+  fi
   log "installing ${packages[*]} in the chroot"
   in_chroot bash -ec "export DEBIAN_FRONTEND=noninteractive
-    apt-get update -qq
+    apt-get ${apt_options[*]} update -qq
     apt-get install -y -qq --no-install-recommends ${packages[*]} >/dev/null
     apt-get clean"
   echo "$recipe" > "$stamp"
@@ -203,8 +219,8 @@ main() {
   export WITH_PIP_DIRS=1
   in_chroot bash -ec "cd $work &&
     dpkg-query -W -f='\${Package} \${Version}\n' qgis python3 python3-numpy python3-gdal &&
-    export LANDCOVER_TRAINING=0 && make test && make demo"
-  log "tests and demo inside the chroot took $(($(date +%s) - started)) s"
+    export LANDCOVER_TRAINING=0 && for target in $targets; do make \$target; done"
+  log "make $targets inside the chroot took $(($(date +%s) - started)) s"
 }
 
 # Everything is read before anything runs (the file may change while it runs).

@@ -61,10 +61,14 @@ state: dict[str, Any] = {
 
 
 def on_message(message: str, tag: str, level: Qgis.MessageLevel) -> None:
-    """Every message of the QGIS message log, Python errors kept apart."""
+    """Every message of the QGIS message log; Python errors, and Python warnings raised
+    in the plugin's code (``warning:<file>:<line>: ...``), kept apart as failures.
+    Warnings from QGIS's own Python (e.g. a deprecation under a newer Python) are not
+    the plugin's: they are recorded only."""
     entry = {"tag": tag, "level": int(level), "message": message[:4000]}
     state["messages"].append(entry)
-    if tag in ("Python error", "Python warning") and level >= Qgis.MessageLevel.Warning:
+    first_line = message.split("\n", 1)[0]
+    if tag == "Python error" or (tag == "Python warning" and "qgis_landcover" in first_line):
         state["python_errors"].append(entry)
 
 
@@ -85,6 +89,15 @@ def pump(seconds: float = 0.3) -> None:
     while time.monotonic() < end:
         QCoreApplication.processEvents(QEventLoop.ProcessEventsFlag.AllEvents, 50)
         time.sleep(0.02)
+
+
+def wait_until(condition: Any, timeout: float, what: str) -> None:
+    """Pump events until ``condition()`` holds; a step fails after ``timeout`` seconds."""
+    end = time.monotonic() + timeout
+    while not condition():
+        if time.monotonic() > end:
+            raise TimeoutError(f"{what}: not done after {timeout:.0f} s")
+        pump(0.2)
 
 
 def screenshot(widget: Any, name: str) -> Path:
@@ -245,7 +258,10 @@ def run_batch(algorithm_id: str, rows: list[dict[str, str]], name: str) -> Any:
     panel.checkLoadLayersOnCompletion.setChecked(True)
     screenshot(dialog, f"{name}_filled")
     dialog.runAlgorithm()
+    # QGIS 3.22 runs the rows before runAlgorithm returns; later releases run them as
+    # tasks. Either way Cancel is enabled only while rows run.
     pump(1.0)
+    wait_until(lambda: not dialog.cancelButton().isEnabled(), 240, f"{name}: batch run")
     screenshot(dialog, f"{name}_log")
     log = dialog.findChild(QTextBrowser, "txtLog")
     text = log.toPlainText() if log is not None else ""
