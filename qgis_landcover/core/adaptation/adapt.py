@@ -334,7 +334,8 @@ def adapt_model(
         progress.info(f"L2 pull {candidate:g}: cross-validated accuracy {tried.accuracy:.3f}")
         if validation is None or tried.accuracy > validation.accuracy:
             validation, l2 = tried, candidate
-    assert validation is not None
+    if validation is None:  # candidates is never empty; a check, not an assert (B101)
+        raise InputError("No L2 pull to cross-validate: the candidate list is empty.")
     fitted = fit_head(problem, l2=l2, **fit_options)  # type: ignore[arg-type]
     check_cancelled(progress)
     new_flat, new_bias = head.flat_weight.astype(np.float64), head.bias.astype(np.float64)
