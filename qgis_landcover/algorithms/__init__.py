@@ -36,4 +36,7 @@ def algorithm_classes() -> list[type[QgsProcessingAlgorithm]]:
     from .suggest_points import SuggestPointsAlgorithm
 
     classes.append(SuggestPointsAlgorithm)
+    from .adapt_model import AdaptModelAlgorithm
+
+    classes.append(AdaptModelAlgorithm)
     return classes

@@ -1,0 +1,182 @@
+# SPDX-License-Identifier: GPL-2.0-or-later
+"""``landcover:adapt_model`` through Processing: labels in another CRS (points with
+class names, polygons), the report, the adapted model in ``landcover:classify``.
+
+Oracles: the labels written (counts), pixel centres inside hand-placed squares, and
+the adapted file's own contract."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import onnx
+import pytest
+from osgeo import gdal, ogr, osr
+from qgis.core import QgsProcessingException
+
+from qgis_landcover.core.models.contract import read_contract
+
+from ..conftest import DATA, ROOT
+
+Run = Callable[..., dict[str, Any]]
+MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_"
+MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
+NAMES = {2: "tree canopy", 3: "Low vegetation"}
+
+
+@pytest.fixture(scope="module")
+def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
+    """The mosaic's top-left 192 x 192 px (real NAIP; EPSG:26917, 1 m) and its labels."""
+    folder = tmp_path_factory.mktemp("adapt_model")
+    image = folder / "naip.tif"
+    gdal.Translate(str(image), str(MOSAIC) + "naip.tif", srcWin=[0, 0, 192, 192])
+    labels = gdal.Open(str(MOSAIC) + "labels.tif").ReadAsArray(0, 0, 192, 192)
+    return image, labels
+
+
+def _layer(path: Path, geometry_type: int, field_type: int) -> tuple[Any, Any, Any]:
+    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
+    utm.ImportFromEPSG(26917)
+    geographic.ImportFromEPSG(4326)
+    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
+    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
+    layer = source.CreateLayer("labels", geographic, geometry_type)
+    layer.CreateField(ogr.FieldDefn("class", field_type))
+    return source, layer, osr.CoordinateTransformation(utm, geographic)
+
+
+def write_points(path: Path, image: Path, rows: Any, cols: Any, values: list) -> Path:
+    """Pixel centres of ``image`` as a GeoPackage in EPSG:4326, field ``class``."""
+    x0, dx, _, y0, _, dy = gdal.Open(str(image)).GetGeoTransform()
+    source, layer, to_geographic = _layer(path, ogr.wkbPoint, ogr.OFTString)
+    for row, col, value in zip(rows, cols, values, strict=True):
+        lon, lat, _ = to_geographic.TransformPoint(x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("class", value)
+        point = ogr.Geometry(ogr.wkbPoint)
+        point.AddPoint_2D(lon, lat)
+        feature.SetGeometry(point)
+        layer.CreateFeature(feature)
+    del source  # closes the GeoPackage
+    return path
+
+
+def test_points_with_class_names_in_another_crs(
+    run_algorithm: Run, crop: tuple, tmp_path: Path
+) -> None:
+    image, reference = crop
+    generator = np.random.default_rng(0)
+    rows, cols, values = [], [], []
+    for value in (2, 3):
+        r, c = np.nonzero(reference == value)
+        pick = generator.choice(len(r), 12, replace=False)
+        rows += list(r[pick])
+        cols += list(c[pick])
+        values += [NAMES[value]] * 12
+    labels = write_points(tmp_path / "labels.gpkg", image, rows, cols, values)
+    output, report = tmp_path / "adapted.onnx", tmp_path / "report.html"
+    results = run_algorithm(
+        "adapt_model",
+        {
+            "INPUT": str(image),
+            "MODEL": str(MODEL),
+            "LABELS": str(labels),
+            "CLASS_FIELD": "class",
+            "OUTPUT_MODEL": str(output),
+            "OUTPUT_REPORT": str(report),
+        },
+    )
+    assert results["LABELS_USED"] == 24
+    assert 0.0 <= results["CV_ACCURACY"] <= 1.0
+    assert results["OUTPUT_MODEL"] == str(output)
+    contract = read_contract(output)
+    assert contract.provenance["adaptation"]["labels_per_class"] == {"2": 12, "3": 12}
+    assert contract.features_output == read_contract(MODEL).features_output
+    html = report.read_text(encoding="utf-8")
+    assert "Cross-validated confusion matrix" in html and "Labels used" in html
+    assert "<td>12</td>" in html.replace(",", "")
+    # The adapted model runs in classify like any other.
+    classified = tmp_path / "classes.tif"
+    run_algorithm(
+        "classify", {"INPUT": str(image), "MODEL": str(output), "OUTPUT": str(classified)}
+    )
+    assert gdal.Open(str(classified)).ReadAsArray().shape == (192, 192)
+
+
+def test_polygons_give_their_pixel_centres(run_algorithm: Run, crop: tuple, tmp_path: Path) -> None:
+    # Two 6 x 6 m squares on pixel edges (36 pixel centres each), one per class, in
+    # EPSG:4326: 72 labels.
+    image, reference = crop
+    x0, _, _, y0, _, _ = gdal.Open(str(image)).GetGeoTransform()
+    path = tmp_path / "polygons.gpkg"
+    source, layer, to_geographic = _layer(path, ogr.wkbPolygon, ogr.OFTInteger)
+    squares = []
+    for value in (2, 3):
+        r, c = np.nonzero(reference == value)
+        for row, col in zip(r, c, strict=True):  # the first 6 x 6 block of the class
+            if (
+                row + 6 <= 192
+                and col + 6 <= 192
+                and (reference[row : row + 6, col : col + 6] == value).all()
+            ):
+                squares.append((value, row, col))
+                break
+    assert len(squares) == 2
+    for value, row, col in squares:
+        ring = ogr.Geometry(ogr.wkbLinearRing)
+        for dr, dc in ((0, 0), (0, 6), (6, 6), (6, 0), (0, 0)):
+            # Slightly inside the square, so reprojection noise keeps its 36 centres.
+            x = x0 + col + dc + (0.01 if dc == 0 else -0.01)
+            y = y0 - row - dr - (0.01 if dr == 0 else -0.01)
+            lon, lat, _ = to_geographic.TransformPoint(x, y)
+            ring.AddPoint_2D(lon, lat)
+        polygon = ogr.Geometry(ogr.wkbPolygon)
+        polygon.AddGeometry(ring)
+        feature = ogr.Feature(layer.GetLayerDefn())
+        feature.SetField("class", value)
+        feature.SetGeometry(polygon)
+        layer.CreateFeature(feature)
+    del source  # closes the GeoPackage
+    results = run_algorithm(
+        "adapt_model",
+        {
+            "INPUT": str(image),
+            "MODEL": str(MODEL),
+            "LABELS": str(path),
+            "CLASS_FIELD": "class",
+            "OUTPUT_MODEL": str(tmp_path / "adapted.onnx"),
+            "OUTPUT_REPORT": str(tmp_path / "report.html"),
+        },
+    )
+    assert results["LABELS_USED"] == 72
+
+
+def test_clear_messages(run_algorithm: Run, crop: tuple, tmp_path: Path) -> None:
+    image, _ = crop
+    labels = write_points(tmp_path / "labels.gpkg", image, [5] * 10, list(range(10)),
+                          ["2"] * 5 + ["9"] * 5)  # fmt: skip
+    base = {
+        "INPUT": str(image),
+        "MODEL": str(MODEL),
+        "LABELS": str(labels),
+        "CLASS_FIELD": "class",
+        "OUTPUT_MODEL": str(tmp_path / "out" / "adapted.onnx"),
+        "OUTPUT_REPORT": str(tmp_path / "out" / "report.html"),
+    }
+    (tmp_path / "out").mkdir()
+    with pytest.raises(QgsProcessingException, match=r"5 labels have class values the model"):
+        run_algorithm("adapt_model", base)
+    # A model without a features output.
+    model = onnx.load(str(MODEL))
+    model.graph.output.remove(model.graph.output[1])
+    kept = [p for p in model.metadata_props if p.key != "features_output"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    plain = tmp_path / "plain.onnx"
+    onnx.save(model, str(plain))
+    with pytest.raises(QgsProcessingException, match="does not expose its penultimate features"):
+        run_algorithm("adapt_model", {**base, "MODEL": str(plain)})
+    assert list((tmp_path / "out").iterdir()) == []
