@@ -41,7 +41,7 @@ TILE_MULTIPLE = 32
 """Window sides are multiples of this (U-Nets halve the size several times)."""
 BATCH_WINDOWS = 4
 """Windows per model call."""
-AREA_TILES = 4
+AREA_TILES = 3
 """The class shares of the unadapted map are counted on up to AREA_TILES x AREA_TILES
 model tiles spread evenly over the extent."""
 
