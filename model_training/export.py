@@ -283,6 +283,16 @@ def drop_features_output(model: onnx.ModelProto) -> bool:
     return True
 
 
+def cpu_session(path: Path) -> Any:
+    """A plain ONNX Runtime CPU session of ``path`` (errors only in its log), for the
+    export's checks."""
+    import onnxruntime
+
+    options = onnxruntime.SessionOptions()
+    options.log_severity_level = 3
+    return onnxruntime.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+
+
 def add_features_output(path: Path) -> FeaturesOutput:
     """Give an exported model file its features output, in place (atomically): the graph
     edit :func:`export_onnx` makes (:func:`expose_features`), for models exported
@@ -293,7 +303,6 @@ def add_features_output(path: Path) -> FeaturesOutput:
         ExportError: the model has one already, or its head is not one
             :func:`expose_features` recognises.
     """
-    import onnxruntime
 
     contract = read_contract(path)
     if contract.features_output is not None:
@@ -310,11 +319,7 @@ def add_features_output(path: Path) -> FeaturesOutput:
         onnx.checker.check_model(model)
         onnx.save(model, str(temporary))
         write_metadata(temporary, contract)
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(
-            str(temporary), options, providers=["CPUExecutionProvider"]
-        )
+        session = cpu_session(temporary)
         (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: sample})
         features = check_features_output(temporary, contract, session, sample, scores)
         write_metadata(temporary, replace(contract, features_output=features))
@@ -393,7 +398,6 @@ def export_onnx(
         ExportError: the difference exceeds the tolerance, or the metadata does not
             pass the plugin core's contract validation.
     """
-    import onnxruntime
 
     reference_model = plain_batchnorm(copy.deepcopy(model)).float().cpu().eval()
     sample = sample.detach().float().cpu()
@@ -444,11 +448,7 @@ def export_onnx(
             read_contract(temporary)
         except LandcoverError as error:
             raise ExportError(f"The exported metadata is rejected: {error}") from error
-        options = onnxruntime.SessionOptions()
-        options.log_severity_level = 3
-        session = onnxruntime.InferenceSession(
-            str(temporary), options, providers=["CPUExecutionProvider"]
-        )
+        session = cpu_session(temporary)
         (scores,) = session.run([OUTPUT_NAME], {INPUT_NAME: sample.numpy()})
         if contract.features_output is not None:
             features = check_features_output(temporary, contract, session, sample.numpy(), scores)

@@ -75,15 +75,22 @@ def classify_with(model: Path, image: Path, output: Path) -> np.ndarray:
     return gdal.Open(str(output)).ReadAsArray()
 
 
-def test_head_reproduces_the_models_scores() -> None:
-    # The features output and the head named in the metadata give the scores.
-    session = load_session(MODEL, "cpu")
+@pytest.mark.parametrize("name", ["azure_2018_unet", "azure_2018_unet_finetuned"])
+def test_head_reproduces_the_models_scores(name: str) -> None:
+    # The features output and the head named in the metadata give the scores of both
+    # shipped fp32 models (the fine-tuned one keeps head channels 1-4).
+    model = MODEL.with_name(f"{name}.onnx")
+    session = load_session(model, "cpu")
     features = session.contract.features_output
     assert features is not None and features.neighbourhood_features == 576
+    assert features.head_channels == (None if name == "azure_2018_unet" else (1, 2, 3, 4))
     batch = np.random.default_rng(0).uniform(0, 1, (1, 4, 160, 160)).astype(np.float32)
     scores, maps = session.session.run(["scores", features.name], {"image": batch})
-    weights = read_initializers(MODEL, [features.weight, features.bias])
-    head = Head(weights[features.weight], weights[features.bias], features.activation)
+    weights = read_initializers(model, [features.weight, features.bias])
+    head = Head(
+        weights[features.weight], weights[features.bias], features.activation,
+        features.head_channels,
+    )  # fmt: skip
     computed = scores_from_features(maps, head, features, session.contract.output_margin)
     np.testing.assert_allclose(computed, scores, atol=1e-4)
 
