@@ -56,6 +56,7 @@ from qgis_landcover.core.raster.grid import Window
 
 from ..onnx_metadata import write_metadata
 from .evaluate_models import LABELS, MOSAIC, ROOT, Evaluation, evaluate
+from .graph_rewrites import rewrite_for_int8
 
 FP32_MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 INT8_MODEL = FP32_MODEL.with_name("azure_2018_unet_int8.onnx")
@@ -69,6 +70,14 @@ CALIBRATION_IMAGES = (
 CALIBRATION_TILE = 256
 #: The whole shipped mosaic (1024 x 512 px).
 WHOLE_MOSAIC = Window(0, 0, 1024, 512)
+#: The exact graph rewrites made before quantising (recorded in the metadata).
+GRAPH_REWRITES = (
+    "ConvTranspose 3x3 stride 2 -> Conv 2x2 to 4 C_out + DepthToSpace 2 (sub-pixel)",
+    "Conv with fewer than 16 outputs -> filters repeated to 16 + Slice of the first C",
+)
+#: Tile side, pixels, of the model-only speed comparison: the tile the plugin picks
+#: automatically for the int8 variant (core/inference/planning.py).
+SPEED_TILE = 640
 #: The largest loss of overall accuracy (vs fp32, on the shipped mosaic) the card
 #: promises for the int8 variant; ``PRECISION=auto`` uses it only within this bound.
 MAX_OVERALL_ACCURACY_LOSS = 0.005
@@ -123,14 +132,23 @@ class _Tiles(CalibrationDataReader):
 
 
 def quantize_int8(source: Path, destination: Path, tiles: Sequence[np.ndarray]) -> None:
-    """Write the static int8 (QDQ, per-channel, MinMax) quantisation of the fp32 ONNX
-    model ``source``, calibrated on ``tiles``, to ``destination`` (metadata as ONNX
-    Runtime leaves it: see :func:`int8_contract`)."""
-    input_name = ort.InferenceSession(str(source), providers=["CPUExecutionProvider"])
-    input_name = input_name.get_inputs()[0].name
+    """Write the static int8 (QDQ, per-channel int8 weights, uint8 activations, MinMax)
+    quantisation of the fp32 ONNX model ``source``, calibrated on ``tiles``, to
+    ``destination`` (metadata as ONNX Runtime leaves it: see :func:`int8_contract`).
+
+    The graph is first rewritten exactly for ONNX Runtime's int8 kernels
+    (:func:`~.graph_rewrites.rewrite_for_int8`: sub-pixel convolutions for the
+    transposed ones, narrow convolutions padded to 16 outputs); every graph output is
+    kept, extra ones (e.g. features) included."""
+    import onnx
+
     with tempfile.TemporaryDirectory(prefix="landcover-quantize-") as folder:
+        rewritten = Path(folder) / "rewritten.onnx"
+        model, _ = rewrite_for_int8(onnx.load(str(source)))
+        onnx.save(model, str(rewritten))
+        input_name = model.graph.input[0].name
         prepared = Path(folder) / "prepared.onnx"
-        quant_pre_process(str(source), str(prepared), skip_symbolic_shape=True)
+        quant_pre_process(str(rewritten), str(prepared), skip_symbolic_shape=True)
         quantize_static(
             str(prepared),
             str(destination),
@@ -166,21 +184,53 @@ def int8_contract(
             "weights": "int8 per channel",
             "activations": "uint8 per tensor",
             "calibration": "MinMax",
+            "graph_rewrites": list(GRAPH_REWRITES),
             "calibration_images": [str(p.relative_to(ROOT)) for p in CALIBRATION_IMAGES],
         },
         "max_overall_accuracy_loss": MAX_OVERALL_ACCURACY_LOSS,
         "mosaic_accuracy": {k: dataclasses.asdict(v) for k, v in measured.items()},
     }
     return dataclasses.replace(
-        fp32, name=f"{fp32.name}-{precision}", provenance=provenance, model_card=card
+        fp32,
+        name=f"{fp32.name}-{precision}",
+        provenance=provenance,
+        model_card=card,
+        features_output=None,  # its head is not float32: see scores_only
     )
 
 
-def model_only_speed_ratio(fp32: Path, int8: Path, tile: int = 512, repeats: int = 5) -> float:
+def scores_only(source: Path, folder: Path) -> Path:
+    """``source``, or a copy of it in ``folder`` without the features output (the
+    model contract's ``features_output``, :func:`model_training.export.drop_features_output`):
+    variants whose head is not float32 do not carry it (docs/model_contract.md; the
+    contract names the float head's weights). It would cost an int8 run a float copy
+    of the head's input per tile: measured with the 2018 U-Net, one 640 px tile, peak
+    306 MiB against 202 MiB without it; a whole 8192 x 8192 px run 507 against
+    456 MiB. Other extra outputs are kept."""
+    import onnx
+
+    from ..export import drop_features_output
+
+    model = onnx.load(str(source))
+    if not drop_features_output(model):
+        return source
+    # ... and the metadata naming it (write_metadata keeps the keys it does not write).
+    kept = [p for p in model.metadata_props if p.key != "features_output"]
+    del model.metadata_props[:]
+    model.metadata_props.extend(kept)
+    stripped = folder / f"{source.stem}_scores_only.onnx"
+    onnx.save(model, str(stripped))
+    return stripped
+
+
+def model_only_speed_ratio(
+    fp32: Path, int8: Path, tile: int = SPEED_TILE, repeats: int = 5
+) -> float:
     """fp32 seconds / int8 seconds per ``tile`` x ``tile`` tile, 2 threads, run
     alternately (best of ``repeats`` each) so both see the same machine load."""
     options = ort.SessionOptions()
     options.intra_op_num_threads = 2
+    options.enable_mem_pattern = False  # as the plugin's sessions
     sessions = [
         ort.InferenceSession(str(p), options, providers=["CPUExecutionProvider"])
         for p in (fp32, int8)
@@ -195,10 +245,33 @@ def model_only_speed_ratio(fp32: Path, int8: Path, tile: int = 512, repeats: int
     return best[0] / best[1]
 
 
+def automatic_tiles(models: dict[str, Path], window: Window = WHOLE_MOSAIC) -> dict[str, int]:
+    """The tile side, pixels, the plugin chooses on the CPU for each model over
+    ``window`` (:func:`~qgis_landcover.core.inference.planning.automatic_tile_size`)."""
+    from qgis_landcover.core.inference.pipeline import ClassifyOptions
+    from qgis_landcover.core.inference.planning import automatic_tile_size
+    from qgis_landcover.core.inference.session import load_session
+    from qgis_landcover.core.progress import NullProgress
+
+    tiles = {}
+    for name, path in models.items():
+        session = load_session(path, "cpu")
+        options = ClassifyOptions(device="cpu")
+        tile = automatic_tile_size(session, options, window, 0.0, NullProgress())
+        tiles[name] = tile or session.contract.tile_size
+    return tiles
+
+
 def int8_card(
-    fp32: ModelContract, fp32_acc: Accuracy, int8_acc: Accuracy, agree: float, speed: float
+    fp32: ModelContract,
+    fp32_acc: Accuracy,
+    int8_acc: Accuracy,
+    agree: float,
+    speed: float,
+    tiles: dict[str, int],
 ) -> str:
-    """The int8 variant's model card (Markdown)."""
+    """The int8 variant's model card (Markdown); ``tiles``: the automatic tile side of
+    each precision on the mosaic (:func:`automatic_tiles`)."""
     loss = fp32_acc.overall_accuracy - int8_acc.overall_accuracy
     rows = "\n".join(
         f"| {name} | {a.overall_accuracy:.4f} | {a.kappa:.4f} | {a.mean_iou:.4f} |"
@@ -212,14 +285,25 @@ The same network as `{fp32.name}` (see `azure_2018_unet.md` for its source, lice
 ONNX Runtime's static quantisation (`python -m model_training.release.quantize`): QDQ
 format, int8 weights per output channel, uint8 activations, MinMax calibration on
 28 tiles of shipped imagery that is not the evaluation mosaic ({images}; each
-256 x 256 px, plus its flips and transpose). Input, classes, margin and tile size are
-the fp32 model's.
+256 x 256 px, plus its flips and transpose). Input, classes, margin, metadata tile size
+and scores output are the fp32 model's; the fp32 model's features output (for
+`landcover:adapt_model`) is not carried, as the head it describes is not float32 here.
+
+Before quantising, the graph is rewritten exactly (the same function, checked by
+`tests/model_training/release/test_graph_rewrites.py`) for ONNX Runtime's int8 CPU
+kernels (`model_training/release/graph_rewrites.py`): each 3 x 3 stride-2
+`ConvTranspose` becomes a 2 x 2 `Conv` to four times the channels followed by
+`DepthToSpace` (sub-pixel convolution, no col2im buffer), and the 64 -> 5 head
+convolution computes 16 channels (its filters repeated) followed by a `Slice` of the
+first 5, so that the int8 convolution uses its im2col-free kernel.
 
 ## Measured accuracy: the whole shipped mosaic, through the plugin
 
 `landcover:classify` then `landcover:agreement` (labels 5 and 6 merged into 4) on the
 1024 x 512 px mosaic of `data/chesapeake_1m_patches` (West Virginia 2014), default
-tiling:
+settings: the tile the plugin chooses for each file ({tiles["fp32"]} px for fp32,
+{tiles["int8"]} px for int8; the network's per-tile mean subtraction makes the scores
+depend slightly on the tile):
 
 | precision | overall accuracy | kappa | mean IoU |
 |---|---|---|---|
@@ -233,10 +317,12 @@ pixels.
 
 ## Speed
 
-Model only, the same 512 x 512 px tile for both, 2 threads, best of 5 runs
-alternated on the CPU that built it (with VNNI; shared, so noisy): int8 ran
-{speed:.1f}x as fast as fp32. The gain needs a CPU with int8 dot
-products (AVX-512 VNNI or AVX-VNNI); without them int8 can be slower than fp32.
+Model only, the same {SPEED_TILE} x {SPEED_TILE} px tile for both (the tile the plugin
+chooses for this variant), 2 threads, best of 5 runs alternated on the CPU that built
+it (with VNNI; shared, so noisy): int8 ran {speed:.1f}x as fast as fp32. End to end
+through `landcover:classify` with automatic settings: `bench/RESULTS.md`. The gain
+needs a CPU with int8 dot products (AVX-512 VNNI or AVX-VNNI); without them int8 can
+be slower than fp32.
 
 ## Limits
 
@@ -260,7 +346,9 @@ def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelCon
     with tempfile.TemporaryDirectory(prefix="landcover-int8-") as folder:
         work = Path(folder)
         quantized = work / "int8.onnx"
-        quantize_int8(source, quantized, calibration_tiles())
+        quantize_int8(scores_only(source, work), quantized, calibration_tiles())
+        # Measured as shipped: with the int8 contract (the plugin sizes int8 tiles apart).
+        write_metadata(quantized, int8_contract(fp32, file_sha256(source), "", {}))
         runs = {
             name: evaluate(name, str(path), work, MOSAIC, LABELS, WHOLE_MOSAIC)
             for name, path in (("fp32", source), ("int8", quantized))
@@ -268,7 +356,8 @@ def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelCon
         agree = agreement_share(runs["fp32"].classified, runs["int8"].classified)
         speed = model_only_speed_ratio(source, quantized)
         measured = {name: Accuracy.of(run) for name, run in runs.items()}
-        card = int8_card(fp32, measured["fp32"], measured["int8"], agree, speed)
+        tiles = automatic_tiles({"fp32": source, "int8": quantized})
+        card = int8_card(fp32, measured["fp32"], measured["int8"], agree, speed, tiles)
         contract = int8_contract(fp32, file_sha256(source), card, measured)
         card_path = destination.with_suffix(".md")
         with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
@@ -341,7 +430,8 @@ def build_fp16(source: Path = FP32_MODEL, destination: Path = FP16_MODEL) -> Mod
     with tempfile.TemporaryDirectory(prefix="landcover-fp16-") as folder:
         work = Path(folder)
         converted = work / "fp16.onnx"
-        convert_fp16(source, converted)
+        convert_fp16(scores_only(source, work), converted)
+        write_metadata(converted, int8_contract(fp32, file_sha256(source), "", {}, "fp16"))
         runs = {
             name: evaluate(name, str(path), work, MOSAIC, LABELS, WHOLE_MOSAIC)
             for name, path in (("fp32", source), ("fp16", converted))
