@@ -12,7 +12,9 @@ classify, scored against the reference with the core agreement
 kappa, mean IoU. Baselines on the same pixels: the unadapted model, the fine-tuned
 model (catalogue ``azure-2018-unet-finetuned``) and a map of the majority class.
 
-The uncertainty loop is compared with random points at the same N: points suggested
+The uncertainty loop is compared with random points at the same N, stratified as above
+and simple random (uniform over the left columns' labelled pixels: what labelling random
+places gives a user who cannot stratify by a reference he does not have): points suggested
 by :func:`~qgis_landcover.core.sampling.uncertainty.suggest_points` over the left
 columns, labelled from the reference at the suggested pixels, then adapted; in one
 round (N points from the unadapted model) and in two (N/2 from the unadapted model,
@@ -176,6 +178,21 @@ def random_labels(reference: Path, n: int, seed: int) -> Labels:
     return Labels(xs, ys, values)
 
 
+def simple_random_labels(reference: Path, n: int, seed: int) -> Labels:
+    """``n`` points uniformly at random over the labelled pixels of the left columns:
+    what labelling random places gives, without knowing the classes beforehand (the
+    stratified draw of :func:`random_labels` needs the reference to stratify)."""
+    dataset = open_raster(reference)
+    grid = raster_grid(dataset)
+    values = read_window(dataset, grid.full_window, 1).ravel()
+    chosen = np.sort(
+        np.random.default_rng(seed).choice(np.flatnonzero(values != 0), n, replace=False)
+    )
+    rows, cols = np.divmod(chosen, grid.width)
+    xs, ys = pixel_centres(grid, rows, cols)
+    return Labels(xs, ys, values[chosen].astype(np.int64))
+
+
 def reference_at(reference: Path, xs: np.ndarray, ys: np.ndarray) -> Labels:
     """The reference class at points (x, y); points on nodata are dropped."""
     dataset = open_raster(reference)
@@ -294,11 +311,13 @@ def adapted_run(
     return run, result
 
 
-def save(runs: Sequence[Run], folder: Path) -> None:
-    (folder / "results.json").write_text(
-        json.dumps([asdict(r) for r in runs], indent=2) + "\n", encoding="utf-8"
-    )
-    (folder / "results.md").write_text(markdown(runs), encoding="utf-8")
+def save(runs: Sequence[Run], notes: Sequence[str], folder: Path) -> None:
+    """``results.json`` (every run, and the label sets that could not be adapted) and
+    ``results.md`` (the table and those notes)."""
+    document = {"runs": [asdict(r) for r in runs], "not_adapted": list(notes)}
+    (folder / "results.json").write_text(json.dumps(document, indent=2) + "\n", encoding="utf-8")
+    text = markdown(runs) + "".join(f"\n- not adapted: {note}" for note in notes)
+    (folder / "results.md").write_text(text + "\n", encoding="utf-8")
 
 
 def _mean_sd(values: Sequence[float]) -> str:
@@ -351,7 +370,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "--suggested-sizes",
         type=int,
         nargs="*",
-        default=[50, 100, 200],
+        default=[50, 100, 200, 500],
         help="N for the uncertainty loop (one and two rounds); none to skip it",
     )
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs" / "adaptation_eval")
@@ -373,7 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         ),
         Run("majority class", 0, None, {}, None, None, None, majority_score(folder)),
     ]
-    save(runs, folder)
+    notes: list[str] = []
+    save(runs, notes, folder)
     shares: dict[int, float] | None = None
     for n in args.sizes:
         for seed in args.seeds:
@@ -386,21 +406,35 @@ def main(argv: Sequence[str] | None = None) -> int:
             )
             shares = result.area_shares
             runs.append(run)
-            save(runs, folder)
+            save(runs, notes, folder)
             print(f"random n={n} seed={seed}: {run.score} in {run.adapt_seconds:.1f} s", flush=True)
     for n in args.suggested_sizes:
+        for seed in args.seeds:
+            labels = simple_random_labels(reference, n, seed).without_rare()
+            try:
+                run, _ = adapted_run(
+                    "adapted, simple random points", n, seed, labels, folder, shares
+                )
+            except InputError as error:  # e.g. labels of one class only
+                notes.append(f"simple random points, N = {n}, seed {seed}: {error}")
+                continue
+            runs.append(run)
+            save(runs, notes, folder)
+    for n in args.suggested_sizes:
+        labels = suggested_labels(UNADAPTED, reference, n).without_rare()
         try:
-            labels = suggested_labels(UNADAPTED, reference, n).without_rare()
-            run, result = adapted_run(
+            run, _ = adapted_run(
                 "adapted, suggested points (1 round)", n, None, labels, folder, shares
             )
             runs.append(run)
-            save(runs, folder)
-            # Two rounds: N/2 suggested by the unadapted model, adapt; N/2 more suggested
-            # by the adapted model (labels already taken left out), adapt on all N.
-            first = suggested_labels(UNADAPTED, reference, n // 2).without_rare()
+        except InputError as error:
+            notes.append(f"suggested points (1 round), N = {n}: {error}")
+        # Two rounds: N/2 suggested by the unadapted model, adapt; N/2 more suggested by
+        # the adapted model (labels already taken left out), adapt on all N.
+        first = suggested_labels(UNADAPTED, reference, n // 2)
+        try:
             halfway = folder / f"round1_n{n}.onnx"
-            adapt(UNADAPTED, first, halfway, shares)
+            adapt(UNADAPTED, first.without_rare(), halfway, shares)
             second = suggested_labels(halfway, reference, n - n // 2, exclude=first)
             run, _ = adapted_run(
                 "adapted, suggested points (2 rounds)",
@@ -411,11 +445,11 @@ def main(argv: Sequence[str] | None = None) -> int:
                 shares,
             )
             runs.append(run)
-            save(runs, folder)
-            print(f"suggested n={n}: {run.score}", flush=True)
-        except InputError as error:  # e.g. labels of one class only
-            print(f"suggested n={n}: not adapted: {error}", flush=True)
-    print(markdown(runs))
+        except InputError as error:
+            notes.append(f"suggested points (2 rounds), N = {n}: {error}")
+        save(runs, notes, folder)
+        print(f"suggested n={n} done", flush=True)
+    print((folder / "results.md").read_text(encoding="utf-8"))
     return 0
 
 
