@@ -19,10 +19,13 @@ renamed only when complete: a cancel or an error leaves nothing behind.
 
 from __future__ import annotations
 
+import ctypes
+import platform
 import queue
+import sys
 import threading
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -65,6 +68,37 @@ SKIPPED_PER_BATCH = 8
 # and only the rows shared by consecutive strips across that line are decoded twice.
 RELEASE_ROWS = 1024
 _END = object()  # the end of the writer stage's queue
+
+
+def _malloc_trim() -> Callable[[int], int] | None:
+    """glibc's ``malloc_trim``, or ``None`` where the C library is not glibc."""
+    if not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc":
+        return None
+    try:
+        return ctypes.CDLL("libc.so.6").malloc_trim  # type: ignore[no-any-return]
+    except (OSError, AttributeError):
+        return None
+
+
+_TRIM = _malloc_trim()
+
+
+def release_free_memory() -> bool:
+    """Give the memory glibc's malloc holds free back to the system
+    (``malloc_trim(0)``), where the C library is glibc; returns whether it could.
+
+    The pipeline frees arrays of a few MB per tile in three threads; glibc raises its
+    mmap threshold after such frees, so later ones come from per-thread heaps whose
+    freed pages stay resident and whose fragments grow with the run. Called once per
+    finished row of tiles (milliseconds); unlike ``mallopt`` or ``MALLOC_*`` variables
+    it changes no setting of the process (QGIS's). Measured with the int8 2018 U-Net,
+    640 px tiles, VRTs of the shipped mosaic, fresh processes (VmHWM): 8192 x 8192 px
+    peaks at 406 MiB with it against 456 MiB without (2048 x 2048 px: 399 MiB), as
+    with one malloc arena (``MALLOC_ARENA_MAX=1``: 407 MiB)."""
+    if _TRIM is None:
+        return False
+    _TRIM(0)
+    return True
 
 
 @dataclass(frozen=True)
@@ -274,6 +308,8 @@ class _WriterLoop:
                     self.writer.write(
                         rows.row_start, rows.col_start, rows.scores, rows.covered & rows.valid
                     )
+                    del rows
+                    release_free_memory()
 
 
 # --------------------------------------------------------------------------- pipeline

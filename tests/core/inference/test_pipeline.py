@@ -5,6 +5,8 @@ stage; cancel and failures leave no file."""
 from __future__ import annotations
 
 import dataclasses
+import platform
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -16,7 +18,12 @@ from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource, GdalReader
 from qgis_landcover.core.inference.normalization import Normalizer
-from qgis_landcover.core.inference.pipeline import ClassifyOptions, iter_batches, run_pipeline
+from qgis_landcover.core.inference.pipeline import (
+    ClassifyOptions,
+    iter_batches,
+    release_free_memory,
+    run_pipeline,
+)
 from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.inference.tile_plan import plan_tiles
 from qgis_landcover.core.progress import NullProgress
@@ -137,3 +144,24 @@ def test_reader_cache_is_released_every_1024_rows() -> None:
     )
     assert sum(len(b.jobs) for b in batches) == plan.tile_count
     assert reader.releases == 2  # rows 1024 and 2048
+
+
+def _resident_mib() -> int:
+    with open("/proc/self/status", encoding="ascii") as status:
+        return next(int(line.split()[1]) // 1024 for line in status if line.startswith("VmRSS"))
+
+
+@pytest.mark.skipif(
+    not sys.platform.startswith("linux") or platform.libc_ver()[0] != "glibc",
+    reason="malloc_trim is glibc's",
+)
+def test_free_memory_glibc_keeps_is_given_back() -> None:
+    """200 MiB in 64 KiB arrays (below glibc's mmap threshold, so from its heap), freed
+    under a live array: glibc keeps those pages resident until trimmed."""
+    chunks = [np.ones(64 * 1024 // 8) for _ in range(3200)]
+    pinned = np.ones(64 * 1024 // 8)
+    del chunks
+    held = _resident_mib()
+    assert release_free_memory()
+    assert _resident_mib() < held - 100
+    assert pinned.sum() == 8192
