@@ -30,12 +30,14 @@ from __future__ import annotations
 
 import argparse
 import json
+import re
 import statistics
 import sys
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 from osgeo import gdal
@@ -266,19 +268,26 @@ def majority_score(folder: Path) -> Score:
 
 
 def adapt(
-    model: Path, labels: Labels, output: Path, shares: dict[int, float] | None = None
+    model: Path,
+    labels: Labels,
+    output: Path,
+    shares: dict[int, float] | None = None,
+    *,
+    window: Window | None = TRAIN,
+    prior_shift: bool = True,
 ) -> AdaptResult:
     """Adapt ``model`` to ``labels`` with the core adaptation into ``output``, for the
-    left columns: the prior shift uses ``shares`` ({class value: share}) or, when
-    ``None``, measures them on the unadapted model's map of the left columns (what a
-    user's run does; the same numbers every time, so later runs reuse them)."""
+    extent ``window`` of the mosaic (``None``: all of it; by default the left columns).
+    The prior shift uses ``shares`` ({class value: share}) or, when ``None``, measures
+    them on the unadapted model's map of that extent (what a user's run does; the same
+    numbers every time, so later runs reuse them)."""
     return adapt_model(
         GdalImageSource(MOSAIC),
         model,
         LabelPoints(labels.xs, labels.ys, labels.classes),
         output,
-        extent=Extent(window_bounds(TRAIN)),
-        options=AdaptOptions(device="cpu", area_shares=shares),
+        extent=Extent(window_bounds(window)) if window is not None else None,
+        options=AdaptOptions(device="cpu", area_shares=shares, prior_shift=prior_shift),
     )
 
 
@@ -289,14 +298,15 @@ def adapted_run(
     labels: Labels,
     folder: Path,
     shares: dict[int, float] | None,
+    **variant: Any,
 ) -> tuple[Run, AdaptResult]:
-    """Adapt the unadapted model to ``labels`` (timed) and score the adapted model."""
-    name = f"{method.split(',')[-1].strip().split(' ')[0]}_n{n}" + (
-        f"_s{seed}" if seed is not None else ""
-    )
+    """Adapt the unadapted model to ``labels`` (timed; ``variant``: :func:`adapt`'s
+    ``window`` and ``prior_shift``) and score the adapted model."""
+    name = re.sub(r"[^a-z0-9]+", "_", method.lower()).strip("_") + f"_n{n}"
+    name += f"_s{seed}" if seed is not None else ""
     output = folder / f"{name}.onnx"
     started = time.perf_counter()
-    result = adapt(UNADAPTED, labels, output, shares)
+    result = adapt(UNADAPTED, labels, output, shares, **variant)
     seconds = time.perf_counter() - started
     run = Run(
         method,
@@ -304,7 +314,7 @@ def adapted_run(
         seed,
         labels.per_class(),
         seconds,
-        shares is None,
+        shares is None and variant.get("prior_shift", True),
         result.cv_accuracy,
         score(output, folder, name),
     )
@@ -372,6 +382,13 @@ def main(argv: Sequence[str] | None = None) -> int:
         nargs="*",
         default=[50, 100, 200, 500],
         help="N for the uncertainty loop (one and two rounds); none to skip it",
+    )
+    parser.add_argument(
+        "--ablations",
+        action=argparse.BooleanOptionalAction,
+        default=True,
+        help="also adapt the random label sets with the whole mosaic's map shares and "
+        "without the prior shift",
     )
     parser.add_argument("--output-dir", type=Path, default=ROOT / "runs" / "adaptation_eval")
     args = parser.parse_args(argv)
@@ -449,6 +466,37 @@ def main(argv: Sequence[str] | None = None) -> int:
             notes.append(f"suggested points (2 rounds), N = {n}: {error}")
         save(runs, notes, folder)
         print(f"suggested n={n} done", flush=True)
+    if args.ablations:
+        # The prior shift's area shares from the unadapted map of the whole mosaic (the
+        # area a user classifies, held-out column included; no reference is read), and
+        # no prior shift at all.
+        whole: dict[int, float] | None = None
+        for n in args.sizes:
+            for seed in args.seeds:
+                labels = random_labels(reference, n, seed)
+                run, result = adapted_run(
+                    "adapted, random points, shares of the whole mosaic's map",
+                    n,
+                    seed,
+                    labels,
+                    folder,
+                    whole,
+                    window=None,
+                )
+                whole = result.area_shares
+                runs.append(run)
+                run, _ = adapted_run(
+                    "adapted, random points, no prior shift",
+                    n,
+                    seed,
+                    labels,
+                    folder,
+                    None,
+                    prior_shift=False,
+                )
+                runs.append(run)
+                save(runs, notes, folder)
+            print(f"ablations n={n} done", flush=True)
     print((folder / "results.md").read_text(encoding="utf-8"))
     return 0
 
