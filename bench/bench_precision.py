@@ -300,8 +300,9 @@ def main() -> int:
         )
     else:
         print(f"int8: {int8}")
-    print(f"today = tile {TODAY_TILE_SIZE}, batch {TODAY_BATCH_SIZE}, fp32, ORT options of "
-          "before issue 13; auto = ClassifyOptions() and load_session defaults.")  # fmt: skip
+    print(f"today = tile {TODAY_TILE_SIZE}, batch {TODAY_BATCH_SIZE}, stripes of 4096 px, fp32, "
+          "ORT options of before issue 13; auto = ClassifyOptions() and load_session "
+          "defaults. RSS: peak VmHWM of each fresh worker process, MiB.")  # fmt: skip
 
     results: dict[str, dict[str, Any]] = {}
     with tempfile.TemporaryDirectory(prefix="bench_precision_") as folder_name:
