@@ -26,20 +26,18 @@ from __future__ import annotations
 
 import contextlib
 import logging
-import multiprocessing
 import os
-import sys
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
 from ..errors import InputError
 from ..files.temporary import remove_stale_in
 from .chunk_runner import ChunkResult, failed_result, run_chunk
-from .executor import ChunkTask
+from .executor import CancelCheck, ChunkTask, OnResult
 from .job import Chunk, TilesJob
-from .local_executor import choose_workers, core_groups, with_memory_share, worker_python
+from .local_executor import core_groups, spawn_context, start_workers
 
 LOCAL_DASK = "local-dask"
 """The ``SCHEDULER`` value (and ``address``) for a Dask ``LocalCluster`` on this machine."""
@@ -146,11 +144,7 @@ class DaskExecutor:
         return f"the Dask scheduler {self.address}"
 
     def run(
-        self,
-        job: TilesJob,
-        chunks: Sequence[Chunk],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        self, job: TilesJob, chunks: Sequence[Chunk], on_result: OnResult, is_cancelled: CancelCheck
     ) -> None:
         """Run ``chunks``; call ``on_result`` here, in the driver, once per chunk as each
         finishes (in any order). When ``is_cancelled()`` turns true, the chunks not yet
@@ -164,14 +158,9 @@ class DaskExecutor:
             with self._remote_client(distributed) as client:
                 self._submit_and_gather(client, job, chunks, (), on_result, is_cancelled)
             return
-        workers = choose_workers(job, len(chunks), self.workers)
+        workers, job = start_workers(job, len(chunks), self.workers)
         self.started_workers = workers
-        job = with_memory_share(job, workers)
-        # Dask's nannies spawn their workers; inside QGIS sys.executable is the QGIS
-        # binary, which cannot run one (the local executor does the same).
-        python = worker_python()
-        if python != sys.executable:
-            multiprocessing.get_context("spawn").set_executable(python)
+        spawn_context()  # Dask's nannies spawn their workers: a real Python runs them
         try:
             with (
                 distributed.LocalCluster(**local_cluster_options(workers)) as cluster,
@@ -206,8 +195,8 @@ class DaskExecutor:
         job: TilesJob,
         chunks: Sequence[Chunk],
         groups: Sequence[Sequence[int]],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        on_result: OnResult,
+        is_cancelled: CancelCheck,
     ) -> None:
         distributed = _distributed()
         # The job (its list of inputs can be long) travels once, not with every chunk.

@@ -22,6 +22,12 @@ ChunkTask = Callable[[TilesJob, Chunk], ChunkResult]
 """What an executor runs per chunk: :func:`~.chunk_runner.run_chunk`, or in tests a
 top-level wrapper of it (importable by the workers)."""
 
+OnResult = Callable[[ChunkResult], None]
+"""``on_result``: takes each finished chunk's result, on the driver's thread."""
+
+CancelCheck = Callable[[], bool]
+"""``is_cancelled``: true once the user asked to stop (the progress's ``is_cancelled``)."""
+
 
 class ChunkExecutor(Protocol):
     """Runs chunks of a job and reports each result.
@@ -40,11 +46,7 @@ class ChunkExecutor(Protocol):
     """
 
     def run(
-        self,
-        job: TilesJob,
-        chunks: Sequence[Chunk],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        self, job: TilesJob, chunks: Sequence[Chunk], on_result: OnResult, is_cancelled: CancelCheck
     ) -> None: ...
 
     def describe(self) -> str:

@@ -30,7 +30,7 @@ import queue
 import shutil
 import sys
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from concurrent.futures.process import BrokenProcessPool
 from dataclasses import replace
 from pathlib import Path
@@ -48,7 +48,7 @@ from ..inference.planning import (
 from ..inference.session import CPU, available_providers, physical_core_count
 from ..models.contract import read_contract
 from .chunk_runner import ChunkResult, failed_result, run_chunk
-from .executor import ChunkTask
+from .executor import CancelCheck, ChunkTask, OnResult
 from .job import Chunk, TilesJob
 
 SESSION_OVERHEAD_BYTES = 300 * 1024**2
@@ -158,6 +158,25 @@ def with_memory_share(job: TilesJob, workers: int) -> TilesJob:
     return replace(job, options=replace(job.options, memory_limit_bytes=share))
 
 
+def start_workers(job: TilesJob, chunks: int, requested: int | None) -> tuple[int, TilesJob]:
+    """Workers to start for ``chunks`` chunks (:func:`choose_workers`) and ``job`` with
+    each one's memory share (:func:`with_memory_share`): what every executor that starts
+    worker processes on this machine does first."""
+    workers = choose_workers(job, chunks, requested)
+    return workers, with_memory_share(job, workers)
+
+
+def spawn_context() -> multiprocessing.context.SpawnContext:
+    """The ``spawn`` start method, its workers run by :func:`worker_python`: inside QGIS
+    ``sys.executable`` is the QGIS binary, which cannot run one. (The executable is the
+    start method's own setting: Dask's nannies spawn theirs with it too.)"""
+    context = multiprocessing.get_context("spawn")
+    python = worker_python()
+    if python != sys.executable:
+        context.set_executable(python)
+    return context
+
+
 def core_groups(workers: int) -> list[list[int]]:
     """The CPUs this process may use, split into ``workers`` groups of whole physical
     cores (hyperthread siblings together), cores dealt round-robin; an empty list where
@@ -198,22 +217,25 @@ def _init_worker(groups: Any) -> None:
 
 class InProcessExecutor:
     """Runs the chunks one after another in this process: tests, debugging, and
-    callers that already run in a worker of their own."""
+    callers that already run in a worker of their own.
+
+    Args:
+        task: the function run per chunk (:func:`~.chunk_runner.run_chunk`).
+    """
+
+    def __init__(self, task: ChunkTask = run_chunk) -> None:
+        self.task = task
 
     def describe(self) -> str:
         return "this process"
 
     def run(
-        self,
-        job: TilesJob,
-        chunks: Sequence[Chunk],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        self, job: TilesJob, chunks: Sequence[Chunk], on_result: OnResult, is_cancelled: CancelCheck
     ) -> None:
         for chunk in chunks:
             if is_cancelled():
                 return
-            on_result(run_chunk(job, chunk))
+            on_result(self.task(job, chunk))
 
 
 class LocalExecutor:
@@ -237,17 +259,12 @@ class LocalExecutor:
         return f"{count} local worker processes" if count else "local worker processes"
 
     def run(
-        self,
-        job: TilesJob,
-        chunks: Sequence[Chunk],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        self, job: TilesJob, chunks: Sequence[Chunk], on_result: OnResult, is_cancelled: CancelCheck
     ) -> None:
         if not chunks:
             return
-        workers = choose_workers(job, len(chunks), self.workers)
+        workers, job = start_workers(job, len(chunks), self.workers)
         self.started_workers = workers
-        job = with_memory_share(job, workers)
         todo: list[Chunk] = list(chunks)
         suspects: list[Chunk] = []
         try:
@@ -266,16 +283,13 @@ class LocalExecutor:
         todo: list[Chunk],
         suspects: list[Chunk],
         workers: int,
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
+        on_result: OnResult,
+        is_cancelled: CancelCheck,
     ) -> tuple[list[Chunk], list[Chunk]]:
         """Run ``suspects`` one at a time, then ``todo``, in one pool; return what is
         left for a new pool when a worker died (chunks not started, and the chunks that
         were running then, now suspects), or two empty lists."""
-        context = multiprocessing.get_context("spawn")
-        python = worker_python()
-        if python != sys.executable:
-            context.set_executable(python)
+        context = spawn_context()
         groups = context.Queue()
         for group in core_groups(workers):
             groups.put(group)

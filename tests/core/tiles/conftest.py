@@ -13,7 +13,11 @@ import numpy as np
 import pytest
 from osgeo import gdal
 
+from qgis_landcover.core.inference.classified_output import OutputPaths
+from qgis_landcover.core.inference.classify import classify
+from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.session import clear_session_cache
+from qgis_landcover.core.progress import NullProgress
 
 from ...conftest import DATA
 from ...onnx_models import box_model, contract_for
@@ -30,6 +34,33 @@ def fresh_sessions() -> None:
 
 def read(path: Path | str) -> np.ndarray:
     return gdal.Open(str(path)).ReadAsArray()
+
+
+def one_raster(tmp_path: Path, whole: Path, model: Path) -> np.ndarray:
+    """The oracle of a chunked job: the test area classified as one raster."""
+    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
+    return read(tmp_path / "one.tif")
+
+
+def leftovers(folder: Path) -> list[str]:
+    """Temporary files under ``folder`` (a finished or cancelled job leaves none)."""
+    return sorted(p.name for p in folder.rglob("*") if ".tmp-landcover" in p.name)
+
+
+class CancelAfter(NullProgress):
+    """Asks to cancel once ``results`` chunks have reported progress."""
+
+    def __init__(self, results: int) -> None:
+        super().__init__()
+        self.results = results
+        self.calls = 0
+
+    def set_progress(self, percent: float) -> None:
+        super().set_progress(percent)
+        self.calls += 1
+
+    def is_cancelled(self) -> bool:
+        return self.calls >= self.results
 
 
 @pytest.fixture

@@ -20,10 +20,6 @@ import pytest
 from osgeo import ogr
 
 from qgis_landcover.core.errors import CancelledError, InputError
-from qgis_landcover.core.inference.classified_output import OutputPaths
-from qgis_landcover.core.inference.classify import classify
-from qgis_landcover.core.inference.gdal_source import GdalImageSource
-from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.tiles.chunk_runner import ChunkResult, run_chunk
 from qgis_landcover.core.tiles.dask_executor import DaskExecutor, local_cluster_options
 from qgis_landcover.core.tiles.executor import executor_for
@@ -32,7 +28,7 @@ from qgis_landcover.core.tiles.local_executor import LocalExecutor
 from qgis_landcover.core.tiles.run import run_tiles_job
 from qgis_landcover.tiles.__main__ import main
 
-from .conftest import read
+from .conftest import CancelAfter, leftovers, one_raster, read
 
 CHUNK = 100  # rounded down to 90: 4 x 3 chunks over the 320 x 240 px test area
 KILLED = "killed-worker-pid"
@@ -45,15 +41,6 @@ def manifest_rows(path: Path) -> list[tuple[str, str, str]]:
         (f.GetField("chunk_id"), f.GetField("status"), f.GetField("worker"))
         for f in source.GetLayer(0)
     ]
-
-
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if ".tmp-landcover" in p.name)
-
-
-def one_raster(tmp_path: Path, whole: Path, model: Path) -> np.ndarray:
-    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
-    return read(tmp_path / "one.tif")
 
 
 def die_once_before_rename(job: TilesJob, chunk: Chunk) -> ChunkResult:
@@ -139,22 +126,6 @@ def test_a_worker_killed_mid_chunk_loses_and_duplicates_nothing(
     [worker] = [r[2] for r in rows if r[0] == killed_chunk]
     assert not worker.endswith(f":{killed_pid}")
     assert leftovers(tmp_path / "job") == []
-
-
-class CancelAfter(NullProgress):
-    """Asks to cancel once ``results`` chunks were reported."""
-
-    def __init__(self, results: int) -> None:
-        super().__init__()
-        self.results = results
-        self.calls = 0
-
-    def set_progress(self, percent: float) -> None:
-        super().set_progress(percent)
-        self.calls += 1
-
-    def is_cancelled(self) -> bool:
-        return self.calls >= self.results
 
 
 def test_cancel_stops_the_cluster_and_leaves_whole_chunks_only(

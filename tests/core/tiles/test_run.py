@@ -10,7 +10,6 @@ import multiprocessing.spawn
 import os
 import signal
 import sys
-from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -38,42 +37,21 @@ from qgis_landcover.core.tiles.local_executor import (
 )
 from qgis_landcover.core.tiles.run import run_tiles_job
 
-from .conftest import read
+from .conftest import CancelAfter, leftovers, one_raster, read
 
 CHUNK = 100  # rounded down to 90, three output tiles of the box model (32 - 2 px)
 
 
 class Recording(InProcessExecutor):
-    """Runs in this process and remembers which chunks it was given."""
+    """Runs in this process and remembers which chunks it ran."""
 
     def __init__(self) -> None:
+        super().__init__(task=self.record)
         self.given: list[str] = []
 
-    def run(
-        self,
-        job: TilesJob,
-        chunks: Sequence[Chunk],
-        on_result: Callable[[ChunkResult], None],
-        is_cancelled: Callable[[], bool],
-    ) -> None:
-        self.given += [c.id for c in chunks]
-        super().run(job, chunks, on_result, is_cancelled)
-
-
-class CancelAfter(NullProgress):
-    """Asks to cancel once ``results`` chunks have reported progress."""
-
-    def __init__(self, results: int) -> None:
-        super().__init__()
-        self.results = results
-        self.calls = 0
-
-    def set_progress(self, percent: float) -> None:
-        super().set_progress(percent)
-        self.calls += 1
-
-    def is_cancelled(self) -> bool:
-        return self.calls >= self.results
+    def record(self, job: TilesJob, chunk: Chunk) -> ChunkResult:
+        self.given.append(chunk.id)
+        return run_chunk(job, chunk)
 
 
 def manifest_status(path: Path) -> dict[str, str]:
@@ -81,15 +59,10 @@ def manifest_status(path: Path) -> dict[str, str]:
     return {f.GetField("chunk_id"): f.GetField("status") for f in source.GetLayer(0)}
 
 
-def leftovers(folder: Path) -> list[str]:
-    return sorted(p.name for p in folder.rglob("*") if ".tmp-landcover" in p.name)
-
-
 def test_chunked_tiles_equal_one_raster(
     tmp_path: Path, tiles: list[Path], whole: Path, model: Path
 ) -> None:
-    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
-    expected = read(tmp_path / "one.tif")
+    expected = one_raster(tmp_path, whole, model)
     job = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
     chunks = plan_chunks(job)
     # 320 x 240 px in chunks of 90: 4 columns x 3 rows, chunk edges off the tile edges.
@@ -138,8 +111,7 @@ def test_resume_redoes_only_unfinished_or_changed_chunks(
     result = run_tiles_job(job, again)
     assert sorted(again.given) == sorted(set(status) - done)
     assert (result.chunks_done, result.chunks_skipped) == (7, 5)
-    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
-    np.testing.assert_array_equal(read(result.mosaic), read(tmp_path / "one.tif"))
+    np.testing.assert_array_equal(read(result.mosaic), one_raster(tmp_path, whole, model))
 
     # Nothing left: nothing runs. A touched input redoes the chunks that read it; a
     # deleted chunk output redoes that chunk.
@@ -306,8 +278,7 @@ def test_local_processes_give_the_same_result(
     # The workers ran on that interpreter (here the venv's base Python, not the venv).
     assert os.fsdecode(multiprocessing.spawn.get_executable()) == python
     assert result.chunks_done == 12
-    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
-    np.testing.assert_array_equal(read(result.mosaic), read(tmp_path / "one.tif"))
+    np.testing.assert_array_equal(read(result.mosaic), one_raster(tmp_path, whole, model))
 
 
 class CancelWhileWriting(NullProgress):
@@ -373,8 +344,7 @@ def test_a_lost_worker_reruns_its_chunk(
     assert status["r1_c1"] == "done" and status["r0_c0"] == "failed"
     assert (result.chunks_done, result.chunks_failed) == (3, 1)
     assert any("r0_c0 failed: The worker process running" in w for w in progress.warnings)
-    classify(GdalImageSource(whole), model, OutputPaths(tmp_path / "one.tif"))
-    expected = read(tmp_path / "one.tif")
+    expected = one_raster(tmp_path, whole, model)
     expected[:180, :180] = 0
     np.testing.assert_array_equal(read(result.mosaic), expected)
     assert leftovers(tmp_path / "job") == []
