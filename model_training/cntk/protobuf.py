@@ -22,11 +22,12 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+from google.protobuf import descriptor_pb2
 from google.protobuf.message import DecodeError, Message
 
+from qgis_landcover.core.models.protobuf_schema import field, message, message_class
+
 _PACKAGE = "CNTK.proto"
-_FIELD = descriptor_pb2.FieldDescriptorProto
 
 #: ``DictionaryValue.value_type`` codes (``DictionaryValue.Type`` in the schema).
 VALUE_TYPES = {
@@ -62,49 +63,10 @@ class Axis:
     is_ordered_dynamic_axis: bool
 
 
-def _field(
-    name: str,
-    number: int,
-    field_type: int,
-    *,
-    repeated: bool = False,
-    type_name: str | None = None,
-    oneof: int | None = None,
-    packed: bool = False,
-) -> _FIELD:
-    field = _FIELD(
-        name=name,
-        number=number,
-        type=field_type,
-        label=_FIELD.LABEL_REPEATED if repeated else _FIELD.LABEL_OPTIONAL,
-    )
-    if type_name is not None:
-        field.type_name = f".{_PACKAGE}.{type_name}"
-    if oneof is not None:
-        field.oneof_index = oneof
-    if packed:
-        field.options.packed = True
-    return field
-
-
-def _message(
-    name: str,
-    fields: list[_FIELD],
-    oneofs: tuple[str, ...] = (),
-    nested: tuple[descriptor_pb2.DescriptorProto, ...] = (),
-) -> descriptor_pb2.DescriptorProto:
-    message = descriptor_pb2.DescriptorProto(name=name)
-    message.field.extend(fields)
-    message.nested_type.extend(nested)
-    for oneof in oneofs:
-        message.oneof_decl.add(name=oneof)
-    return message
-
-
-def _schema() -> descriptor_pb2.FileDescriptorProto:
+def _messages() -> list[Any]:
     """The subset of ``CNTK.proto`` a model file uses. Enums are declared as ``int32``:
     the wire encoding is the same varint and unknown codes stay readable."""
-    f = _FIELD
+    f = descriptor_pb2.FieldDescriptorProto
     array_values = {
         "FloatValues": f.TYPE_FLOAT,
         "DoubleValues": f.TYPE_DOUBLE,
@@ -112,100 +74,96 @@ def _schema() -> descriptor_pb2.FileDescriptorProto:
     }
     nested_values = (
         *(
-            _message(name, [_field("value", 1, kind, repeated=True, packed=True)])
+            message(name, [field("value", 1, kind, repeated=True, packed=True)])
             for name, kind in array_values.items()
         ),
-        _message("BytesValue", [_field("value", 1, f.TYPE_BYTES)]),
+        message("BytesValue", [field("value", 1, f.TYPE_BYTES)]),
     )
-    data_entry = _message(
+    data_entry = message(
         "DataEntry",
         [
-            _field("key", 1, f.TYPE_STRING),
-            _field("value", 2, f.TYPE_MESSAGE, type_name="DictionaryValue"),
+            field("key", 1, f.TYPE_STRING),
+            field("value", 2, f.TYPE_MESSAGE, type_name="DictionaryValue"),
         ],
     )
     data_entry.options.map_entry = True
     messages = [
-        _message("NDShape", [_field("shape_dim", 1, f.TYPE_UINT64, repeated=True, packed=True)]),
-        _message(
+        message("NDShape", [field("shape_dim", 1, f.TYPE_UINT64, repeated=True, packed=True)]),
+        message(
             "Axis",
             [
-                _field("static_axis_idx", 1, f.TYPE_INT32),
-                _field("name", 2, f.TYPE_STRING),
-                _field("is_ordered_dynamic_axis", 3, f.TYPE_BOOL),
+                field("static_axis_idx", 1, f.TYPE_INT32),
+                field("name", 2, f.TYPE_STRING),
+                field("is_ordered_dynamic_axis", 3, f.TYPE_BOOL),
             ],
         ),
-        _message(
+        message(
             "NDArrayView",
             [
-                _field("data_type", 1, f.TYPE_INT32),
-                _field("storage_format", 2, f.TYPE_INT32),
-                _field("shape", 3, f.TYPE_MESSAGE, type_name="NDShape"),
-                _field(
+                field("data_type", 1, f.TYPE_INT32),
+                field("storage_format", 2, f.TYPE_INT32),
+                field("shape", 3, f.TYPE_MESSAGE, type_name="NDShape"),
+                field(
                     "float_values", 4, f.TYPE_MESSAGE, type_name="NDArrayView.FloatValues", oneof=0
                 ),
-                _field(
+                field(
                     "double_values",
                     5,
                     f.TYPE_MESSAGE,
                     type_name="NDArrayView.DoubleValues",
                     oneof=0,
                 ),
-                _field(
+                field(
                     "bytes_value", 6, f.TYPE_MESSAGE, type_name="NDArrayView.BytesValue", oneof=0
                 ),
-                _field(
+                field(
                     "sint32_values", 7, f.TYPE_MESSAGE, type_name="NDArrayView.IntValues", oneof=0
                 ),
             ],
             oneofs=("values",),
             nested=nested_values,
         ),
-        _message(
+        message(
             "Vector",
-            [_field("value", 1, f.TYPE_MESSAGE, repeated=True, type_name="DictionaryValue")],
+            [field("value", 1, f.TYPE_MESSAGE, repeated=True, type_name="DictionaryValue")],
         ),
-        _message(
+        message(
             "Dictionary",
             [
-                _field("version", 1, f.TYPE_UINT64),
-                _field("data", 2, f.TYPE_MESSAGE, repeated=True, type_name="Dictionary.DataEntry"),
+                field("version", 1, f.TYPE_UINT64),
+                field("data", 2, f.TYPE_MESSAGE, repeated=True, type_name="Dictionary.DataEntry"),
             ],
             nested=(data_entry,),
         ),
-        _message(
+        message(
             "DictionaryValue",
             [
-                _field("version", 1, f.TYPE_UINT64),
-                _field("value_type", 2, f.TYPE_INT32),
-                _field("bool_value", 3, f.TYPE_BOOL, oneof=0),
-                _field("int_value", 4, f.TYPE_INT32, oneof=0),
-                _field("size_t_value", 5, f.TYPE_UINT64, oneof=0),
-                _field("float_value", 6, f.TYPE_FLOAT, oneof=0),
-                _field("double_value", 7, f.TYPE_DOUBLE, oneof=0),
-                _field("string_value", 8, f.TYPE_STRING, oneof=0),
-                _field("nd_shape_value", 9, f.TYPE_MESSAGE, type_name="NDShape", oneof=0),
-                _field("axis_value", 10, f.TYPE_MESSAGE, type_name="Axis", oneof=0),
-                _field("vector_value", 11, f.TYPE_MESSAGE, type_name="Vector", oneof=0),
-                _field("dictionary_value", 12, f.TYPE_MESSAGE, type_name="Dictionary", oneof=0),
-                _field("nd_array_view_value", 13, f.TYPE_MESSAGE, type_name="NDArrayView", oneof=0),
+                field("version", 1, f.TYPE_UINT64),
+                field("value_type", 2, f.TYPE_INT32),
+                field("bool_value", 3, f.TYPE_BOOL, oneof=0),
+                field("int_value", 4, f.TYPE_INT32, oneof=0),
+                field("size_t_value", 5, f.TYPE_UINT64, oneof=0),
+                field("float_value", 6, f.TYPE_FLOAT, oneof=0),
+                field("double_value", 7, f.TYPE_DOUBLE, oneof=0),
+                field("string_value", 8, f.TYPE_STRING, oneof=0),
+                field("nd_shape_value", 9, f.TYPE_MESSAGE, type_name="NDShape", oneof=0),
+                field("axis_value", 10, f.TYPE_MESSAGE, type_name="Axis", oneof=0),
+                field("vector_value", 11, f.TYPE_MESSAGE, type_name="Vector", oneof=0),
+                field("dictionary_value", 12, f.TYPE_MESSAGE, type_name="Dictionary", oneof=0),
+                field("nd_array_view_value", 13, f.TYPE_MESSAGE, type_name="NDArrayView", oneof=0),
             ],
             oneofs=("value",),
         ),
     ]
-    schema = descriptor_pb2.FileDescriptorProto(
-        name="landcover_cntk_subset.proto", package=_PACKAGE, syntax="proto3"
-    )
-    schema.message_type.extend(messages)
-    return schema
+    return messages
 
 
 @cache
 def _dictionary_class() -> type[Message]:
-    # A private pool: the declarations never clash with another CNTK schema in the process.
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(_schema())
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName(f"{_PACKAGE}.Dictionary"))
+    dictionary: type[Message] = message_class(
+        "landcover_cntk_subset.proto", _PACKAGE, "proto3", _messages(), root="Dictionary"
+    )
+    return dictionary
 
 
 def _shape(message: Message) -> tuple[int, ...]:

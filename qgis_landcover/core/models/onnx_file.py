@@ -22,6 +22,7 @@ import numpy as np
 
 from ..errors import InputError
 from ..files.atomic import atomic_output
+from .protobuf_schema import field, message, message_class
 from .validation import check_model_file
 
 _FLOAT = 1  # TensorProto.DataType.FLOAT
@@ -30,68 +31,43 @@ _EXTERNAL = 1  # TensorProto.DataLocation.EXTERNAL
 
 @cache
 def _model_class() -> Any:
-    from google.protobuf import descriptor_pb2, descriptor_pool, message_factory
+    from google.protobuf import descriptor_pb2
 
     f = descriptor_pb2.FieldDescriptorProto
 
-    def field(name: str, number: int, kind: int, *, repeated: bool = False, type_name: str = "",
-              packed: bool = False) -> Any:  # fmt: skip
-        declared = f(
-            name=name,
-            number=number,
-            type=kind,
-            label=f.LABEL_REPEATED if repeated else f.LABEL_OPTIONAL,
-        )
-        if type_name:
-            declared.type_name = f".landcover_onnx.{type_name}"
-        if packed:
-            declared.options.packed = True
-        return declared
-
-    def message(name: str, *fields: Any) -> Any:
-        declared = descriptor_pb2.DescriptorProto(name=name)
-        declared.field.extend(fields)
-        return declared
-
-    schema = descriptor_pb2.FileDescriptorProto(
-        name="landcover_onnx_subset.proto", package="landcover_onnx", syntax="proto2"
-    )
-    schema.message_type.extend(
+    tensor = message(
+        "TensorProto",
         [
-            message(
-                "TensorProto",
-                field("dims", 1, f.TYPE_INT64, repeated=True),
-                field("data_type", 2, f.TYPE_INT32),
-                field("float_data", 4, f.TYPE_FLOAT, repeated=True, packed=True),
-                field("name", 8, f.TYPE_STRING),
-                field("raw_data", 9, f.TYPE_BYTES),
-                field("data_location", 14, f.TYPE_INT32),
-            ),
-            message(
-                "StringStringEntryProto",
-                field("key", 1, f.TYPE_STRING),
-                field("value", 2, f.TYPE_STRING),
-            ),
-            message(
-                "GraphProto",
-                field("initializer", 5, f.TYPE_MESSAGE, repeated=True, type_name="TensorProto"),
-            ),
-            message(
-                "ModelProto",
-                field("graph", 7, f.TYPE_MESSAGE, type_name="GraphProto"),
-                field(
-                    "metadata_props",
-                    14,
-                    f.TYPE_MESSAGE,
-                    repeated=True,
-                    type_name="StringStringEntryProto",
-                ),
-            ),
-        ]
+            field("dims", 1, f.TYPE_INT64, repeated=True),
+            field("data_type", 2, f.TYPE_INT32),
+            field("float_data", 4, f.TYPE_FLOAT, repeated=True, packed=True),
+            field("name", 8, f.TYPE_STRING),
+            field("raw_data", 9, f.TYPE_BYTES),
+            field("data_location", 14, f.TYPE_INT32),
+        ],
     )
-    pool = descriptor_pool.DescriptorPool()
-    pool.Add(schema)
-    return message_factory.GetMessageClass(pool.FindMessageTypeByName("landcover_onnx.ModelProto"))
+    entry = message(
+        "StringStringEntryProto",
+        [field("key", 1, f.TYPE_STRING), field("value", 2, f.TYPE_STRING)],
+    )
+    graph = message(
+        "GraphProto",
+        [field("initializer", 5, f.TYPE_MESSAGE, repeated=True, type_name="TensorProto")],
+    )
+    model = message(
+        "ModelProto",
+        [
+            field("graph", 7, f.TYPE_MESSAGE, type_name="GraphProto"),
+            field("metadata_props", 14, f.TYPE_MESSAGE, repeated=True, type_name=entry.name),
+        ],
+    )
+    return message_class(
+        "landcover_onnx_subset.proto",
+        "landcover_onnx",
+        "proto2",
+        [tensor, entry, graph, model],
+        root="ModelProto",
+    )
 
 
 def _load(path: Path) -> Any:
