@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -30,7 +29,7 @@ from typing import Any
 import numpy as np
 from osgeo import gdal, ogr, osr
 
-from qgis_landcover.core.errors import InputError, LandcoverError
+from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.files.atomic import atomic_output
 from qgis_landcover.core.raster.reading import open_raster
 
@@ -224,9 +223,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     parser.add_argument("--set", dest="overrides", action="append", default=[],
                         metavar="KEY=VALUE", help="override a setting")  # fmt: skip
     args = parser.parse_args(argv)
-    from .trainer import run
+    from .trainer import run_command
 
-    try:
+    def prepare() -> tuple[Config, None]:
         config = load_config(args.config)
         labels = rasterize_labels(
             args.image,
@@ -248,13 +247,9 @@ def main(argv: Sequence[str] | None = None) -> int:
                 f"({config.model.output_margin} px) of the image's edge: no training "
                 "window scores them."
             )
-        result = run(points_config(config, args.run_dir, labels.pairs_csv, args.overrides))
-    except LandcoverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if result.model_path is not None:
-        print(f"model: {result.model_path}")
-    return 0
+        return points_config(config, args.run_dir, labels.pairs_csv, args.overrides), None
+
+    return run_command(prepare)
 
 
 if __name__ == "__main__":

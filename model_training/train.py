@@ -54,12 +54,13 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     from model_training.checkpoint import load_checkpoint, resolve_checkpoint
-    from model_training.config import apply_overrides, config_from_dict, load_config
-    from model_training.trainer import run
+    from model_training.config import Config, apply_overrides, config_from_dict, load_config
+    from model_training.trainer import run_command
     from qgis_landcover.core.errors import LandcoverError
 
     args = parse_args(argv)
-    try:
+
+    def prepare() -> tuple[Config, dict[str, Any] | None]:
         config = (
             load_config(args.config, args.overrides) if args.config or not args.resume else None
         )
@@ -75,13 +76,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             if resume is not None:
                 config = config_from_dict(apply_overrides(resume["config"], args.overrides))
         assert config is not None
-        result = run(config, resume)
-    except LandcoverError as error:
-        print(f"error: {error}", file=sys.stderr)
-        return 2
-    if result.model_path is not None:
-        print(f"model: {result.model_path}")
-    return 0
+        return config, resume
+
+    return run_command(prepare)
 
 
 if __name__ == "__main__":

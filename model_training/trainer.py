@@ -16,8 +16,9 @@ import json
 import math
 import os
 import shutil
+import sys
 import time
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -672,3 +673,19 @@ def run(config: Config, resume: dict[str, Any] | None = None) -> RunResult:
         return Trainer(config, context, resume).fit()
     finally:
         distributed.teardown()
+
+
+def run_command(prepare: Callable[[], tuple[Config, dict[str, Any] | None]]) -> int:
+    """A training command line's run: :func:`run` the configuration (and loaded
+    checkpoint, or ``None``) that ``prepare`` reads; a :class:`LandcoverError` from
+    either is one line ``error: ...`` on stderr and exit status 2, success prints the
+    exported model's path and is status 0."""
+    try:
+        config, resume = prepare()
+        result = run(config, resume)
+    except LandcoverError as error:
+        print(f"error: {error}", file=sys.stderr)
+        return 2
+    if result.model_path is not None:
+        print(f"model: {result.model_path}")
+    return 0
