@@ -1,7 +1,8 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The class parameters the accuracy algorithms (``landcover:agreement``,
 ``landcover:sample_accuracy``) share: remaps of either side, values to ignore and class
-names, declared once and read into the core's keyword arguments."""
+names, declared once and read into the core's keyword arguments; and the classified
+raster whose classes are the strata (``landcover:sample_design``, ``sample_accuracy``)."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ from qgis.core import (
 )
 
 from ..core.accuracy.remap import FILE_SUFFIXES, parse_class_names, parse_remap, parse_values
+from .parameters import band_parameter, with_help
+from .raster_inputs import RasterFileParameter
 
 CLASSIFIED_REMAP = "CLASSIFIED_REMAP"
 REFERENCE_REMAP = "REFERENCE_REMAP"
@@ -36,6 +39,28 @@ NAMES_HELP = (
     ".csv / .json file. Default: the classified layer's category names (colour table), "
     "or the reference's when the classified side is remapped."
 )
+
+
+def add_strata_raster(
+    algorithm: QgsProcessingAlgorithm, name: str, band: str, band_label: str
+) -> None:
+    """Declare the classified raster whose classes are the strata of a stratified sample
+    (read with :func:`~qgis_landcover.qgis_glue.raster_inputs.gdal_raster_input`) and its
+    optional band (:func:`~qgis_landcover.qgis_glue.parameters.optional_band`)."""
+    algorithm.addParameter(
+        with_help(
+            RasterFileParameter(name, "Classified raster"),
+            "The classification (integer class values); its classes are strata.",
+        )
+    )
+    algorithm.addParameter(
+        band_parameter(
+            band,
+            band_label,
+            name,
+            "The band holding the classes; may be unset for single-band rasters.",
+        )
+    )
 
 
 def add_class_parameters(algorithm: QgsProcessingAlgorithm) -> None:

@@ -16,10 +16,13 @@ from qgis.core import (
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
+    QgsProcessingFeatureSource,
     QgsProcessingOutputFile,
     QgsProcessingOutputLayerDefinition,
+    QgsProcessingParameterBand,
     QgsProcessingParameterDefinition,
     QgsProcessingParameterEnum,
+    QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterNumber,
     QgsProperty,
@@ -36,6 +39,11 @@ EXTENT_POLICY_HELP = (
 """The extent policy of :func:`extent_bounds`, for the extent parameters' help."""
 
 DefinitionT = TypeVar("DefinitionT", bound=QgsProcessingParameterDefinition)
+
+Parameters = dict[str, Any]
+"""The parameter values QGIS passes to ``processAlgorithm`` (name -> value)."""
+Results = dict[str, Any]
+"""What ``processAlgorithm`` returns: output name -> value (a path, a number)."""
 
 
 def parameter_label(algorithm: QgsProcessingAlgorithm, name: str) -> str:
@@ -334,3 +342,79 @@ def check_no_overwrite(
                 for name, path, raster in outputs
             ],
         )
+
+
+def with_help(definition: DefinitionT, help_text: str) -> DefinitionT:
+    """``definition`` with its help text set (every parameter has one)."""
+    definition.setHelp(help_text)
+    return definition
+
+
+def add_advanced(
+    algorithm: QgsProcessingAlgorithm, definitions: Iterable[QgsProcessingParameterDefinition]
+) -> None:
+    """Declare ``definitions`` on ``algorithm`` under the dialog's "Advanced parameters"."""
+    for definition in definitions:
+        definition.setFlags(definition.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced)
+        algorithm.addParameter(definition)
+
+
+def number_parameter(
+    name: str,
+    label: str,
+    help_text: str,
+    *,
+    integer: bool,
+    default: float | None = None,
+    minimum: float | None = None,
+    maximum: float | None = None,
+    optional: bool = False,
+) -> QgsProcessingParameterNumber:
+    """A number parameter (an integer one when ``integer``) with its help; bounds not
+    given stay QGIS's (none)."""
+    bounds = {"minValue": minimum, "maxValue": maximum}
+    definition = QgsProcessingParameterNumber(
+        name,
+        label,
+        QgsProcessingParameterNumber.Type.Integer
+        if integer
+        else QgsProcessingParameterNumber.Type.Double,
+        defaultValue=default,
+        optional=optional,
+        **{key: value for key, value in bounds.items() if value is not None},
+    )
+    return with_help(definition, help_text)
+
+
+def band_parameter(
+    name: str, label: str, layer: str, help_text: str, *, multiple: bool = False
+) -> QgsProcessingParameterBand:
+    """An optional band parameter of layer parameter ``layer`` (several bands, in order,
+    when ``multiple``: read them with :func:`band_numbers`; one: :func:`optional_band`)."""
+    definition = QgsProcessingParameterBand(
+        name, label, parentLayerParameterName=layer, optional=True, allowMultiple=multiple
+    )
+    return with_help(definition, help_text)
+
+
+def extent_parameter(
+    help_text: str, name: str = "EXTENT", label: str = "Extent"
+) -> QgsProcessingParameterExtent:
+    """An optional extent parameter, read with :func:`extent_bounds`; its help ends with
+    that function's policy (:data:`EXTENT_POLICY_HELP`)."""
+    definition = QgsProcessingParameterExtent(name, label, optional=True)
+    return with_help(definition, f"{help_text} {EXTENT_POLICY_HELP}")
+
+
+def feature_source(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: Parameters,
+    name: str,
+    context: QgsProcessingContext,
+) -> QgsProcessingFeatureSource:
+    """Feature source parameter ``name``; QGIS's message for it when it cannot be read
+    (``parameterAsSource`` gives ``None`` then)."""
+    source = algorithm.parameterAsSource(parameters, name, context)
+    if source is None:
+        raise QgsProcessingException(algorithm.invalidSourceError(parameters, name))
+    return source
