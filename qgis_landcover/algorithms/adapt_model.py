@@ -9,13 +9,10 @@ from typing import Any
 from qgis.core import (
     QgsProcessing,
     QgsProcessingContext,
-    QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
 )
 
@@ -28,18 +25,18 @@ from ..core.models.contract import read_contract
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
 from ..qgis_glue.labels import MAX_POINTS_PER_POLYGON, read_labels
-from ..qgis_glue.model_resolution import resolve_model_in_qgis
-from ..qgis_glue.onnxruntime_check import onnxruntime_missing
+from ..qgis_glue.model_parameters import add_imagery_input, add_model_parameter, model_settings
 from ..qgis_glue.parameters import (
-    EXTENT_POLICY_HELP,
     add_html_report,
     check_no_overwrite,
     extent_bounds,
+    extent_parameter,
+    feature_source,
     report_link,
     written_outputs,
 )
-from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
-from .base import LandcoverAlgorithm
+from ..qgis_glue.raster_inputs import raster_input
+from .base import LandcoverAlgorithm, Parameters, Results
 
 
 class AdaptModelAlgorithm(LandcoverAlgorithm):
@@ -69,6 +66,7 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
         "U-Net",
         "ONNX",
     )
+    NEEDS_ONNXRUNTIME = True
 
     INPUT = "INPUT"
     MODEL = "MODEL"
@@ -108,25 +106,18 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
             "the shipped fp32 models do; int8 variants cannot be adapted."
         )
 
-    def canExecute(self) -> tuple[bool, str]:
-        missing = onnxruntime_missing()
-        return (not missing, missing)
-
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        layer = RasterFileParameter(self.INPUT, "Input imagery")
-        layer.setHelp(
+        add_imagery_input(
+            self,
             "The imagery the labels lie on, as for landcover:classify (read at the model's "
-            "resolution, same bands and value checks)."
+            "resolution, same bands and value checks).",
         )
-        self.addParameter(layer)
-        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
-        model.setFileFilter("")
-        model.setHelp(
+        add_model_parameter(
+            self,
             "The model to adapt: an ONNX file, a catalogue name (e.g. azure-2018-unet) or an "
             "https:// URL. Empty: the model shipped with the plugin. It must expose its "
-            "features (metadata 'features_output')."
+            "features (metadata 'features_output').",
         )
-        self.addParameter(model)
         labels = QgsProcessingParameterFeatureSource(
             self.LABELS,
             "Labels",
@@ -144,13 +135,12 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
             "'low vegetation', any case)."
         )
         self.addParameter(field)
-        extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
-        extent.setHelp(
-            "Optional, any CRS: the area the model is adapted for (its map's class shares "
-            "are measured there; every label must lie in it). Default: the whole layer. "
-            + EXTENT_POLICY_HELP
+        self.addParameter(
+            extent_parameter(
+                "Optional, any CRS: the area the model is adapted for (its map's class shares "
+                "are measured there; every label must lie in it). Default: the whole layer."
+            )
         )
-        self.addParameter(extent)
         output = QgsProcessingParameterFileDestination(
             self.OUTPUT_MODEL, "Adapted model", "ONNX models (*.onnx)"
         )
@@ -165,15 +155,10 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.CV_ACCURACY, "Cross-validated accuracy"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         raster = raster_input(self, parameters, self.INPUT, context)
-        source = self.parameterAsSource(parameters, self.LABELS, context)
-        if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.LABELS))
+        source = feature_source(self, parameters, self.LABELS, context)
         field_name = self.parameterAsString(parameters, self.CLASS_FIELD, context)
         bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
@@ -185,10 +170,9 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
                 f"{labels.skipped} of {labels.features} features skipped: empty "
                 f"'{field_name}' or no geometry."
             )
+        # Resolved as named, no variant chosen: int8 variants cannot be adapted.
+        model = model_settings(self, parameters, context, feedback, choose_variant=False).model
         with core_errors():
-            model = resolve_model_in_qgis(
-                self.parameterAsString(parameters, self.MODEL, context), feedback
-            )
             check_no_overwrite(
                 self,
                 [

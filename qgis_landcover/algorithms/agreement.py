@@ -13,7 +13,6 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingParameterBand,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFileDestination,
     QgsProcessingParameterRasterDestination,
 )
@@ -23,10 +22,10 @@ from ..core.accuracy.reports import agreement_html, write_html, write_json, writ
 from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, class_input_files
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.parameters import (
-    EXTENT_POLICY_HELP,
     add_html_report,
     check_no_overwrite,
     extent_bounds,
+    extent_parameter,
     optional_band,
     optional_file_output,
     optional_layer_output,
@@ -35,7 +34,7 @@ from ..qgis_glue.parameters import (
 )
 from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
 from ..qgis_glue.styling import style_on_load
-from .base import LandcoverAlgorithm
+from .base import LandcoverAlgorithm, Parameters, Results
 
 
 class AgreementAlgorithm(LandcoverAlgorithm):
@@ -133,10 +132,10 @@ class AgreementAlgorithm(LandcoverAlgorithm):
                 "The band holding the class values; may be left unset for single-band rasters."
             )
             self.addParameter(band_parameter)
-        extent = QgsProcessingParameterExtent(self.EXTENT, "Compare within extent", optional=True)
-        extent.setHelp(
+        extent = extent_parameter(
             "Optional, in any CRS. Default: the area both rasters cover. The extent is "
-            "snapped outward to the classified raster's pixels. " + EXTENT_POLICY_HELP
+            "snapped outward to the classified raster's pixels.",
+            label="Compare within extent",
         )
         self.addParameter(extent)
         add_class_parameters(self)
@@ -183,11 +182,8 @@ class AgreementAlgorithm(LandcoverAlgorithm):
             self.addOutput(QgsProcessingOutputNumber(name, label))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         classified = gdal_raster_input(self, parameters, self.CLASSIFIED, context)
         reference = gdal_raster_input(self, parameters, self.REFERENCE, context)
         extent = extent_bounds(self, parameters, self.EXTENT, context, classified.crs)

@@ -8,12 +8,14 @@ reproject). What algorithms share beyond that lives in :mod:`qgis_landcover.qgis
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any
 
 from qgis.core import QgsProcessingAlgorithm, QgsProcessingContext, QgsProcessingParameterNumber
 from qgis.PyQt.QtCore import QUrl
 from qgis.PyQt.QtGui import QIcon
 
+from ..qgis_glue.onnxruntime_check import onnxruntime_missing
+from ..qgis_glue.parameters import Parameters as Parameters  # re-exported: processAlgorithm's
+from ..qgis_glue.parameters import Results as Results  # parameter values and results
 from ..qgis_glue.parameters import number_problem, parameter_label
 
 PLUGIN_DIR = Path(__file__).resolve().parent.parent
@@ -25,10 +27,11 @@ PROVIDER_ICON = PLUGIN_DIR / "icon.svg"
 
 
 class LandcoverAlgorithm(QgsProcessingAlgorithm):
-    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``GROUP_ID``
-    and ``TAGS``, and implement ``initAlgorithm``, ``processAlgorithm`` and
-    ``shortHelpString``. A page ``help/<NAME>.html`` and an icon ``icons/<NAME>.svg`` in
-    the plugin are picked up by name."""
+    """Base class: subclasses set ``NAME``, ``DISPLAY_NAME``, ``GROUP``, ``GROUP_ID``,
+    ``TAGS`` (and ``NEEDS_ONNXRUNTIME`` when they run a model), and implement
+    ``initAlgorithm``, ``processAlgorithm`` and ``shortHelpString``. A page
+    ``help/<NAME>.html`` and an icon ``icons/<NAME>.svg`` in the plugin are picked up by
+    name."""
 
     NAME = ""
     DISPLAY_NAME = ""
@@ -37,6 +40,8 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
     TAGS: tuple[str, ...] = ()
     """Words the Toolbox search finds the algorithm by (it matches each typed word
     inside the name, the tags, the id and the group, ignoring case)."""
+    NEEDS_ONNXRUNTIME = False
+    """True for algorithms that run a model: without ONNX Runtime they cannot run."""
 
     def name(self) -> str:
         return self.NAME
@@ -56,6 +61,13 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
     def tags(self) -> list[str]:
         return list(self.TAGS)
 
+    def canExecute(self) -> tuple[bool, str]:
+        """False, with how to install it, when the algorithm runs a model
+        (``NEEDS_ONNXRUNTIME``) and QGIS's Python has no ONNX Runtime: the Toolbox shows
+        the message instead of opening the dialog."""
+        missing = onnxruntime_missing() if self.NEEDS_ONNXRUNTIME else ""
+        return (not missing, missing)
+
     def helpUrl(self) -> str:
         """The help page shipped in the plugin as a ``file://`` URL, opened by the
         dialogs' Help button; ``""`` when there is none (and the provider's empty
@@ -71,7 +83,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
         return QIcon(self.svgIconPath())
 
     def checkParameterValues(
-        self, parameters: dict[str, Any], context: QgsProcessingContext
+        self, parameters: Parameters, context: QgsProcessingContext
     ) -> tuple[bool, str]:
         """QGIS's checks, with a message naming the allowed range for a number out of
         range (QGIS says only "Incorrect parameter value for OVERLAP"), and text that is
@@ -83,7 +95,7 @@ class LandcoverAlgorithm(QgsProcessingAlgorithm):
                     return False, f"{parameter_label(self, definition.name())} {problem}"
         return super().checkParameterValues(parameters, context)
 
-    def validateInputCrs(self, parameters: dict[str, Any], context: QgsProcessingContext) -> bool:
+    def validateInputCrs(self, parameters: Parameters, context: QgsProcessingContext) -> bool:
         """Always true: every algorithm here reprojects inputs in other CRSs (and
         QGIS's check would load raster files as layers, see
         :mod:`qgis_landcover.qgis_glue.raster_inputs`)."""

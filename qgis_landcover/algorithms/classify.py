@@ -18,12 +18,7 @@ from qgis.core import (
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
     QgsProcessingOutputString,
-    QgsProcessingParameterBand,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterExtent,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterRasterDestination,
     QgsProcessingParameterString,
 )
@@ -33,27 +28,32 @@ from ..core.inference.classify import classify
 from ..core.inference.image_source import Extent
 from ..core.inference.model_input import parse_value_range
 from ..core.inference.pipeline import ClassifyOptions
-from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
 from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
-from ..core.models.resolve import PRECISION_CHOICES
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
-from ..qgis_glue.model_resolution import resolve_model_in_qgis
-from ..qgis_glue.onnxruntime_check import onnxruntime_missing
+from ..qgis_glue.model_parameters import (
+    add_imagery_input,
+    add_model_parameter,
+    device_parameter,
+    model_settings,
+    precision_parameter,
+)
 from ..qgis_glue.parameters import (
-    EXTENT_POLICY_HELP,
-    NamedEnumParameter,
+    add_advanced,
     band_numbers,
+    band_parameter,
     check_no_overwrite,
-    enum_string,
     extent_bounds,
+    extent_parameter,
     is_unset,
+    number_parameter,
     optional_layer_output,
+    with_help,
     written_outputs,
 )
-from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
+from ..qgis_glue.raster_inputs import raster_input
 from ..qgis_glue.styling import style_on_load
-from .base import LandcoverAlgorithm
+from .base import LandcoverAlgorithm, Parameters, Results
 
 
 class ClassifyAlgorithm(LandcoverAlgorithm):
@@ -88,6 +88,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         "Chesapeake",
         "raster",
     )
+    NEEDS_ONNXRUNTIME = True
 
     INPUT = "INPUT"
     EXTENT = "EXTENT"
@@ -128,118 +129,91 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "cancelling leaves no partial file."
         )
 
-    def canExecute(self) -> tuple[bool, str]:
-        """False, with how to install it, when QGIS's Python has no ONNX Runtime: the
-        Toolbox shows the message instead of opening the dialog."""
-        missing = onnxruntime_missing()
-        return (not missing, missing)
-
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        layer = RasterFileParameter(self.INPUT, "Input imagery")
-        layer.setHelp(
+        add_imagery_input(
+            self,
             "The imagery to classify: a GeoTIFF, VRT mosaic, COG or any GDAL raster, or an "
-            "online layer (WMS / XYZ), read at the model's resolution."
+            "online layer (WMS / XYZ), read at the model's resolution.",
         )
-        self.addParameter(layer)
-        extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
-        extent.setHelp(
+        extent = extent_parameter(
             "Optional, in any CRS (it is reprojected to the layer's CRS). Default: the whole "
-            "layer. Required for online layers. " + EXTENT_POLICY_HELP
+            "layer. Required for online layers."
         )
         self.addParameter(extent)
-        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
-        # No file filter (not even the default "All files (*.*)"): with one, QGIS refuses
-        # values without an extension, i.e. the catalogue names this parameter accepts.
-        model.setFileFilter("")
-        model.setHelp(
+        add_model_parameter(
+            self,
             "An ONNX model file, a model catalogue name (e.g. azure-2018-unet) or an https:// "
             "URL (downloaded once, verified, cached). Empty: the model shipped with the "
-            "plugin."
+            "plugin.",
         )
-        self.addParameter(model)
-        bands = QgsProcessingParameterBand(
+        bands = band_parameter(
             self.BANDS,
             "Bands (model order)",
-            parentLayerParameterName=self.INPUT,
-            optional=True,
-            allowMultiple=True,
-        )
-        bands.setHelp(
+            self.INPUT,
             "Optional: the layer's bands in the order the model expects them (e.g. red, "
             "green, blue, near-infrared). Default: matched by band name / colour "
             "interpretation, the remaining model bands taking the unnamed bands in order. "
-            "From qgis_process: BANDS=4,1,2,3 (or BANDS=4 BANDS=1 ...)."
+            "From qgis_process: BANDS=4,1,2,3 (or BANDS=4 BANDS=1 ...).",
+            multiple=True,
         )
         self.addParameter(bands)
-        device = NamedEnumParameter(
-            self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto"
-        )
-        device.setHelp(
+        device = device_parameter(
             "auto: TensorRT or CUDA when onnxruntime-gpu can use them, else the CPU (with a "
             "warning when a GPU was found but failed). cpu: always the CPU. cuda / "
             "tensorrt: that GPU provider or an error. The provider used is reported in "
             "EXECUTION_PROVIDER. The name or its number (0-3) may be given."
         )
         self.addParameter(device)
-        batch = QgsProcessingParameterNumber(
+        batch = number_parameter(
             self.BATCH_SIZE,
             "Batch size (tiles)",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=0,
-            minValue=0,
-        )
-        batch.setHelp(
             "Tiles per model call. 0: automatic (4 on the CPU, 16 on a GPU, fewer when the "
             "memory needed would exceed half of the machine's). Larger batches use more "
             "memory; a batch that would exceed that limit is refused with the largest that "
-            "fits."
+            "fits.",
+            integer=True,
+            default=0,
+            minimum=0,
         )
         self.addParameter(batch)
-        tile = QgsProcessingParameterNumber(
+        tile = number_parameter(
             self.TILE_SIZE,
             "Tile size (pixels)",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=0,
-            minValue=0,
-        )
-        tile.setHelp(
             "0: automatic. For a model with a free input size and an output margin, the "
             "multiple of 32 that computes the fewest pixels for the extent within a small "
             "memory budget (the log says which, why, and the share of compute on margins); "
             "else the model's own tile size. Other values only for models with a free input "
             "size; most networks need a multiple of 32. Tiles larger than the extent needs "
-            "are reduced to it; tiles too large for the memory are refused."
+            "are reduced to it; tiles too large for the memory are refused.",
+            integer=True,
+            default=0,
+            minimum=0,
         )
-        overlap = QgsProcessingParameterNumber(
+        overlap = number_parameter(
             self.OVERLAP,
             "Tile overlap (%)",
-            QgsProcessingParameterNumber.Type.Double,
-            optional=True,
-            minValue=0.0,
-            maxValue=MAX_OVERLAP_PERCENT,
-        )
-        overlap.setHelp(
             "Overlap between neighbouring output tiles in percent of their side, blended "
             f"smoothly, at most {MAX_OVERLAP_PERCENT:g}. Empty: the model's own (metadata "
-            "'tiles_overlap')."
+            "'tiles_overlap').",
+            integer=False,
+            optional=True,
+            minimum=0.0,
+            maximum=MAX_OVERLAP_PERCENT,
         )
-        input_range = QgsProcessingParameterString(
-            self.INPUT_RANGE, "Rescale input from range", optional=True
-        )
-        input_range.setHelp(
+        input_range = with_help(
+            QgsProcessingParameterString(
+                self.INPUT_RANGE, "Rescale input from range", optional=True
+            ),
             "Optional, low,high, e.g. 0,10000 or 0,1: the layer's values from low to high "
             "are mapped linearly onto the range the model expects (metadata 'input_range', "
             "e.g. 0-255 for 8-bit imagery) and clipped to it. Empty: the values are used as "
-            "they are, and a layer whose values do not fit the model's range is refused."
+            "they are, and a layer whose values do not fit the model's range is refused.",
         )
-        overviews = QgsProcessingParameterBoolean(
-            self.OVERVIEWS, "Build overviews", defaultValue=True
+        overviews = with_help(
+            QgsProcessingParameterBoolean(self.OVERVIEWS, "Build overviews", defaultValue=True),
+            "Internal overviews so QGIS draws large outputs quickly.",
         )
-        overviews.setHelp("Internal overviews so QGIS draws large outputs quickly.")
-        precision = NamedEnumParameter(
-            self.PRECISION, "Precision", options=list(PRECISION_CHOICES), defaultValue="auto"
-        )
-        precision.setHelp(
+        precision = precision_parameter(
             "Which variant of a catalogue model runs. auto: int8 on a CPU with int8 dot "
             "products (AVX-512 VNNI / AVX-VNNI) when the model has an int8 variant whose "
             "measured accuracy loss is within its model card's bound, fp16 on a GPU when it "
@@ -247,11 +221,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             "naming the variants the model has. Model files and URLs run as they are (auto "
             "only). The variant used and why is written to the log."
         )
-        for parameter in (tile, overlap, input_range, overviews, precision):
-            parameter.setFlags(
-                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
-            )
-            self.addParameter(parameter)
+        add_advanced(self, (tile, overlap, input_range, overviews, precision))
         output = QgsProcessingParameterRasterDestination(self.OUTPUT, "Land cover")
         output.setHelp(
             "GeoTIFF (.tif), uint8, nodata 0, colour table and class names; a .qml style "
@@ -280,11 +250,8 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.PIXELS_CLASSIFIED, "Pixels classified"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         raster = raster_input(self, parameters, self.INPUT, context)
         progress = FeedbackProgress(feedback)
         bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
@@ -292,8 +259,18 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             input_range = parse_value_range(
                 self.parameterAsString(parameters, self.INPUT_RANGE, context)
             )
+        bands = band_numbers(self, parameters, self.BANDS, context)
+        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
+        probabilities = optional_layer_output(self, parameters, self.OUTPUT_PROBABILITIES, context)
+        confidence = optional_layer_output(self, parameters, self.OUTPUT_CONFIDENCE, context)
+        outputs = OutputPaths(
+            Path(output),
+            Path(probabilities) if probabilities else None,
+            Path(confidence) if confidence else None,
+        )
+        settings = model_settings(self, parameters, context, feedback)
         options = ClassifyOptions(
-            device=enum_string(self, parameters, self.DEVICE, context) or "auto",
+            device=settings.device,
             batch_size=self.parameterAsInt(parameters, self.BATCH_SIZE, context),
             tile_size=self.parameterAsInt(parameters, self.TILE_SIZE, context) or None,
             overlap_percent=(
@@ -304,24 +281,8 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
             input_range=input_range,
         )
-        bands = band_numbers(self, parameters, self.BANDS, context)
-        output = self.parameterAsOutputLayer(parameters, self.OUTPUT, context)
-        probabilities = optional_layer_output(self, parameters, self.OUTPUT_PROBABILITIES, context)
-        confidence = optional_layer_output(self, parameters, self.OUTPUT_CONFIDENCE, context)
-        outputs = OutputPaths(
-            Path(output),
-            Path(probabilities) if probabilities else None,
-            Path(confidence) if confidence else None,
-        )
+        model = settings.model
         with core_errors():
-            device = options.device
-            on_gpu = provider_candidates(device, available_providers())[0][0] != CPU
-            model = resolve_model_in_qgis(
-                self.parameterAsString(parameters, self.MODEL, context),
-                feedback,
-                precision=enum_string(self, parameters, self.PRECISION, context) or "auto",
-                on_gpu=on_gpu,
-            )
             check_no_overwrite(
                 self,
                 [(self.INPUT, raster.source), (self.MODEL, str(model))],

@@ -25,13 +25,9 @@ from qgis.core import (
     QgsProcessingOutputNumber,
     QgsProcessingOutputRasterLayer,
     QgsProcessingOutputVectorLayer,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
-    QgsProcessingParameterFile,
     QgsProcessingParameterFolderDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
     QgsProviderRegistry,
 )
@@ -39,8 +35,6 @@ from qgis.core import (
 from ..core.inference.classified_output import qml_path
 from ..core.inference.image_source import Extent
 from ..core.inference.pipeline import ClassifyOptions
-from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
-from ..core.models.resolve import PRECISION_CHOICES
 from ..core.raster.reading import open_raster
 from ..core.tiles.executor import executor_for
 from ..core.tiles.job import (
@@ -53,19 +47,25 @@ from ..core.tiles.job import (
 )
 from ..core.tiles.run import run_tiles_job
 from ..qgis_glue.feedback import QgisProcessProgress, core_errors
-from ..qgis_glue.model_resolution import resolve_model_in_qgis
-from ..qgis_glue.onnxruntime_check import onnxruntime_missing
+from ..qgis_glue.model_parameters import (
+    add_model_parameter,
+    device_parameter,
+    model_settings,
+    precision_parameter,
+)
 from ..qgis_glue.parameters import (
-    EXTENT_POLICY_HELP,
-    NamedEnumParameter,
+    add_advanced,
     check_no_overwrite,
-    enum_string,
     extent_bounds,
+    extent_parameter,
+    feature_source,
     is_unset,
+    number_parameter,
+    with_help,
 )
 from ..qgis_glue.raster_inputs import RasterFilesParameter, gdal_raster_sources
 from ..qgis_glue.styling import style_on_load
-from .base import LandcoverAlgorithm
+from .base import LandcoverAlgorithm, Parameters, Results
 
 MIN_CHUNK_SIZE = 64
 """Smallest chunk side accepted (pixels; rounded up to one model tile): small chunks
@@ -106,6 +106,7 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         "GPU",
         "areas",
     )
+    NEEDS_ONNXRUNTIME = True
 
     INPUTS = "INPUTS"
     TILE_INDEX = "TILE_INDEX"
@@ -147,11 +148,6 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
             "Cancelling keeps the chunks done; no partial file is left."
         )
 
-    def canExecute(self) -> tuple[bool, str]:
-        """False, with how to install it, when QGIS's Python has no ONNX Runtime."""
-        missing = onnxruntime_missing()
-        return (not missing, missing)
-
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
         inputs = RasterFilesParameter(self.INPUTS, "Input rasters", optional=True)
         inputs.setHelp(
@@ -185,85 +181,68 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
             "'location', the default)."
         )
         self.addParameter(path_field)
-        extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
-        extent.setHelp(
-            "Optional, in any CRS: classify only the chunks over this area. Default: all "
-            "of the inputs. " + EXTENT_POLICY_HELP
+        self.addParameter(
+            extent_parameter(
+                "Optional, in any CRS: classify only the chunks over this area. Default: all "
+                "of the inputs."
+            )
         )
-        self.addParameter(extent)
-        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
-        # No file filter: with one, QGIS refuses catalogue names (no extension).
-        model.setFileFilter("")
-        model.setHelp(
+        add_model_parameter(
+            self,
             "An ONNX model file, a model catalogue name (e.g. azure-2018-unet) or an https:// "
             "URL (downloaded once, verified, cached). Empty: the model shipped with the "
             "plugin. On a cluster, every worker must read the file at the same path "
-            "(shared storage)."
+            "(shared storage).",
         )
-        self.addParameter(model)
-        device = NamedEnumParameter(
-            self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto"
-        )
-        device.setHelp(
+        device = device_parameter(
             "auto: TensorRT or CUDA when onnxruntime-gpu can use them, else the CPU. cpu: "
             "always the CPU. cuda / tensorrt: that GPU provider or the chunk fails. On a "
             "GPU one local worker runs (one device runs one model at a time). The name or "
             "its number (0-3) may be given."
         )
         self.addParameter(device)
-        workers = QgsProcessingParameterNumber(
+        workers = number_parameter(
             self.WORKERS,
             "Worker processes",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=0,
-            minValue=0,
-        )
-        workers.setHelp(
             "Worker processes on this computer, each running one chunk at a time with its "
             "own model session and its share of the cores. 0: automatic (the physical "
             "cores, fewer when memory is short; 1 on a GPU). Not used with a Dask "
-            "scheduler address: that cluster has its own workers."
+            "scheduler address: that cluster has its own workers.",
+            integer=True,
+            default=0,
+            minimum=0,
         )
         self.addParameter(workers)
-        scheduler = QgsProcessingParameterString(
-            self.SCHEDULER, "Scheduler", defaultValue="", optional=True
-        )
-        scheduler.setHelp(
+        scheduler = with_help(
+            QgsProcessingParameterString(
+                self.SCHEDULER, "Scheduler", defaultValue="", optional=True
+            ),
             "Empty: worker processes on this computer (no extra package). local-dask: a "
             "Dask LocalCluster on this computer. An address (tcp://host:8786): a running "
             "Dask scheduler (Kubernetes, Slurm, ...), whose workers must see the inputs, "
             "the model and the output folder at the same paths. Dask needs the Python "
-            "package dask[distributed]."
+            "package dask[distributed].",
         )
         self.addParameter(scheduler)
-        chunk = QgsProcessingParameterNumber(
+        chunk = number_parameter(
             self.CHUNK_SIZE,
             "Chunk size (pixels)",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=DEFAULT_CHUNK_SIZE,
-            minValue=MIN_CHUNK_SIZE,
-        )
-        chunk.setHelp(
             "Side of one chunk (one task, one GeoTIFF) in output pixels, rounded down to "
             f"whole model tiles. Default {DEFAULT_CHUNK_SIZE} (16.8 Mpx: minutes on a CPU, "
             "seconds on a GPU). Smaller chunks spread better over few inputs and resume "
             "closer to where a run stopped; larger ones cost less in margins and files. "
-            "Changing it redoes every chunk."
+            "Changing it redoes every chunk.",
+            integer=True,
+            default=DEFAULT_CHUNK_SIZE,
+            minimum=MIN_CHUNK_SIZE,
         )
-        precision = NamedEnumParameter(
-            self.PRECISION, "Precision", options=list(PRECISION_CHOICES), defaultValue="auto"
-        )
-        precision.setHelp(
+        precision = precision_parameter(
             "Which variant of a catalogue model runs, as in 'Classify land cover (U-Net)'. "
             "auto: int8 on a CPU with int8 dot products when the model has a variant "
             "within its card's accuracy bound, fp16 on a GPU when it has one, else fp32. "
             "The variant is resolved here, on this computer's CPU or GPU."
         )
-        for parameter in (chunk, precision):
-            parameter.setFlags(
-                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
-            )
-            self.addParameter(parameter)
+        add_advanced(self, (chunk, precision))
         folder = QgsProcessingParameterFolderDestination(self.OUTPUT_FOLDER, "Output folder")
         folder.setHelp(
             "Where the chunks (chunks/), classified.vrt, manifest.gpkg, areas.csv and the "
@@ -287,11 +266,8 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.PIXELS_CLASSIFIED, "Pixels classified"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         # In qgis_process, Ctrl+C cancels between chunks (the executors poll often).
         progress = QgisProcessProgress(feedback)
         sources = gdal_raster_sources(self, parameters, self.INPUTS, context)
@@ -309,15 +285,10 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         )
         folder = Path(self.parameterAsString(parameters, self.OUTPUT_FOLDER, context))
         scheduler = self.parameterAsString(parameters, self.SCHEDULER, context)
-        options = ClassifyOptions(device=enum_string(self, parameters, self.DEVICE, context))
+        settings = model_settings(self, parameters, context, feedback)
+        options = ClassifyOptions(device=settings.device)
+        model = settings.model
         with core_errors():
-            on_gpu = provider_candidates(options.device, available_providers())[0][0] != CPU
-            model = resolve_model_in_qgis(
-                self.parameterAsString(parameters, self.MODEL, context),
-                feedback,
-                precision=enum_string(self, parameters, self.PRECISION, context) or "auto",
-                on_gpu=on_gpu,
-            )
             check_no_overwrite(
                 self,
                 [
@@ -380,9 +351,7 @@ class ClassifyTilesAlgorithm(LandcoverAlgorithm):
         index file's folder), ``[]`` without a tile index."""
         if is_unset(parameters.get(self.TILE_INDEX)):
             return []
-        source = self.parameterAsSource(parameters, self.TILE_INDEX, context)
-        if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.TILE_INDEX))
+        source = feature_source(self, parameters, self.TILE_INDEX, context)
         field = self.parameterAsString(parameters, self.PATH_FIELD, context) or "location"
         if source.fields().indexOf(field) < 0:
             names = ", ".join(source.fields().names()) or "none"

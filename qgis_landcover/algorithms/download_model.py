@@ -19,10 +19,8 @@ from qgis.core import (
     QgsProcessingOutputFile,
     QgsProcessingOutputString,
     QgsProcessingParameterBoolean,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFile,
     QgsProcessingParameterFileDestination,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 
@@ -33,14 +31,19 @@ from ..core.models.catalogue import BUILTIN_CATALOGUE, load_catalogue
 from ..core.models.download import DownloadOptions
 from ..qgis_glue.feedback import core_errors
 from ..qgis_glue.model_resolution import resolve_model_in_qgis
-from ..qgis_glue.parameters import check_no_overwrite, optional_file_output
+from ..qgis_glue.parameters import (
+    add_advanced,
+    check_no_overwrite,
+    number_parameter,
+    optional_file_output,
+)
 from ..qgis_glue.settings import (
     CACHE_DIR_SETTING,
     CATALOGUES_SETTING,
     model_cache_dir,
     model_catalogues,
 )
-from .base import LandcoverAlgorithm
+from .base import LandcoverAlgorithm, Parameters, Results
 
 
 class DownloadModelAlgorithm(LandcoverAlgorithm):
@@ -156,44 +159,33 @@ class DownloadModelAlgorithm(LandcoverAlgorithm):
             "Not recommended: plain http:// can be altered in transit; give a SHA-256 "
             "checksum when you allow it. http:// to this computer (localhost) is always allowed."
         )
-        time_limit = QgsProcessingParameterNumber(
+        time_limit = number_parameter(
             self.TIME_LIMIT,
             "Time limit (s, 0 = none)",
-            QgsProcessingParameterNumber.Type.Double,
-            defaultValue=DownloadOptions.time_limit,
-            optional=True,  # models saved before it existed stay valid
-            minValue=0,
-        )
-        time_limit.setHelp(
             "Seconds for the whole download: it stops after this many seconds, retries "
-            "included; what was received is kept and a new run resumes it. 0: no limit."
+            "included; what was received is kept and a new run resumes it. 0: no limit.",
+            integer=False,
+            default=DownloadOptions.time_limit,
+            optional=True,  # models saved before it existed stay valid
+            minimum=0,
         )
-        stall_timeout = QgsProcessingParameterNumber(
+        stall_timeout = number_parameter(
             self.STALL_TIMEOUT,
             "Stall timeout (s)",
-            QgsProcessingParameterNumber.Type.Double,
-            defaultValue=DownloadOptions.read_timeout,
-            optional=True,
-            minValue=1,
-        )
-        stall_timeout.setHelp(
             "An attempt fails, and is retried where it stopped, when the server sends "
-            "nothing for this many seconds."
+            "nothing for this many seconds.",
+            integer=False,
+            default=DownloadOptions.read_timeout,
+            optional=True,
+            minimum=1,
         )
-        for parameter in (catalogue, allow_http, time_limit, stall_timeout):
-            parameter.setFlags(
-                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
-            )
-            self.addParameter(parameter)
+        add_advanced(self, (catalogue, allow_http, time_limit, stall_timeout))
         self.addOutput(QgsProcessingOutputFile(self.MODEL_PATH, "Model file"))
         self.addOutput(QgsProcessingOutputString(self.MODEL_SHA256, "Model SHA-256"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         spec = self.parameterAsString(parameters, self.MODEL, context)
         sha256 = self.parameterAsString(parameters, self.SHA256, context)
         destination = optional_file_output(self, parameters, self.OUTPUT, context)

@@ -16,7 +16,6 @@ from qgis.core import (
     QgsProcessingException,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
     QgsProcessingParameterFeatureSource,
     QgsProcessingParameterField,
     QgsProcessingParameterFileDestination,
@@ -25,18 +24,24 @@ from qgis.core import (
 
 from ..core.accuracy.reports import area_html, write_html, write_json
 from ..core.accuracy.sample_accuracy import assess_sample_accuracy
-from ..qgis_glue.class_parameters import add_class_parameters, class_arguments, class_input_files
+from ..qgis_glue.class_parameters import (
+    add_class_parameters,
+    add_strata_raster,
+    class_arguments,
+    class_input_files,
+)
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.parameters import (
     add_html_report,
     check_no_overwrite,
+    feature_source,
     optional_band,
     optional_file_output,
     report_link,
     written_outputs,
 )
-from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
-from .base import LandcoverAlgorithm
+from ..qgis_glue.raster_inputs import gdal_raster_input
+from .base import LandcoverAlgorithm, Parameters, Results
 
 
 def class_code(value: Any) -> int | None:
@@ -160,17 +165,7 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        classified = RasterFileParameter(self.CLASSIFIED, "Classified raster")
-        classified.setHelp("The classification (integer class values); its classes are strata.")
-        self.addParameter(classified)
-        band = QgsProcessingParameterBand(
-            self.CLASSIFIED_BAND,
-            "Classified band",
-            parentLayerParameterName=self.CLASSIFIED,
-            optional=True,
-        )
-        band.setHelp("The band holding the classes; may be unset for single-band rasters.")
-        self.addParameter(band)
+        add_strata_raster(self, self.CLASSIFIED, self.CLASSIFIED_BAND, "Classified band")
         points = QgsProcessingParameterFeatureSource(
             self.POINTS, "Validation points", [QgsProcessing.SourceType.TypeVectorPoint]
         )
@@ -204,15 +199,10 @@ class SampleAccuracyAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.OVERALL_ACCURACY, "Area-weighted accuracy"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         classified = gdal_raster_input(self, parameters, self.CLASSIFIED, context)
-        source = self.parameterAsSource(parameters, self.POINTS, context)
-        if source is None:
-            raise QgsProcessingException(self.invalidSourceError(parameters, self.POINTS))
+        source = feature_source(self, parameters, self.POINTS, context)
         if QgsWkbTypes.geometryType(source.wkbType()) != QgsWkbTypes.GeometryType.PointGeometry:
             raise QgsProcessingException("The validation layer must hold points.")
         field_name = self.parameterAsString(parameters, self.REFERENCE_FIELD, context)

@@ -13,10 +13,7 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterNumber,
     QgsProcessingParameterString,
 )
 from qgis.PyQt.QtCore import QMetaType
@@ -29,11 +26,18 @@ from ..core.sampling.design import (
     design_sample,
     parse_expected_accuracies,
 )
+from ..qgis_glue.class_parameters import add_strata_raster
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
-from ..qgis_glue.parameters import check_no_overwrite, optional_band
+from ..qgis_glue.parameters import (
+    add_advanced,
+    check_no_overwrite,
+    number_parameter,
+    optional_band,
+    with_help,
+)
 from ..qgis_glue.point_output import PointField, sink_destination, write_points
-from ..qgis_glue.raster_inputs import RasterFileParameter, gdal_raster_input
-from .base import LandcoverAlgorithm
+from ..qgis_glue.raster_inputs import gdal_raster_input
+from .base import LandcoverAlgorithm, Parameters, Results
 
 REFERENCE_FIELD = "reference"
 """The field the user fills with the reference class (``landcover:sample_accuracy``'s
@@ -62,21 +66,20 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
     SEED_USED = "SEED_USED"
     EXPECTED_STANDARD_ERROR = "EXPECTED_STANDARD_ERROR"
 
-    def tags(self) -> list[str]:
-        return [
-            "accuracy",
-            "validation",
-            "sample",
-            "sampling",
-            "stratified",
-            "random",
-            "points",
-            "Olofsson",
-            "Cochran",
-            "sample size",
-            "reference",
-            "land cover",
-        ]
+    TAGS = (
+        "accuracy",
+        "validation",
+        "sample",
+        "sampling",
+        "stratified",
+        "random",
+        "points",
+        "Olofsson",
+        "Cochran",
+        "sample size",
+        "reference",
+        "land cover",
+    )
 
     def shortHelpString(self) -> str:
         return (
@@ -103,94 +106,76 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        classified = RasterFileParameter(self.INPUT, "Classified raster")
-        classified.setHelp("The classification (integer class values); its classes are strata.")
-        self.addParameter(classified)
-        band = QgsProcessingParameterBand(
-            self.INPUT_BAND,
-            "Classified raster: band",
-            parentLayerParameterName=self.INPUT,
-            optional=True,
-        )
-        band.setHelp("The band holding the classes; may be unset for single-band rasters.")
-        self.addParameter(band)
-        expected = QgsProcessingParameterString(
-            self.EXPECTED_USER_ACCURACY,
-            "Expected user's accuracies",
-            defaultValue=f"{DEFAULT_USERS_ACCURACY:g}",
-        )
-        expected.setHelp(
+        add_strata_raster(self, self.INPUT, self.INPUT_BAND, "Classified raster: band")
+        expected = with_help(
+            QgsProcessingParameterString(
+                self.EXPECTED_USER_ACCURACY,
+                "Expected user's accuracies",
+                defaultValue=f"{DEFAULT_USERS_ACCURACY:g}",
+            ),
             "The user's accuracy you expect for each class (0-1], which sets the sample "
             "size: one value for every class (e.g. 0.85), 'class:accuracy' pairs (e.g. "
             "'1:0.9,2:0.7,3:0.6'; then list every mapped class) or both (e.g. '0.9,3:0.6': "
-            "0.6 for class 3, 0.9 for the others). Lower guesses for classes often confused."
+            "0.6 for class 3, 0.9 for the others). Lower guesses for classes often confused.",
         )
         self.addParameter(expected)
-        target = QgsProcessingParameterNumber(
-            self.TARGET_STANDARD_ERROR,
-            "Target standard error of the overall accuracy",
-            QgsProcessingParameterNumber.Type.Double,
-            defaultValue=DEFAULT_TARGET_STANDARD_ERROR,
-            minValue=0.0001,
-            maxValue=0.4999,
+        self.addParameter(
+            number_parameter(
+                self.TARGET_STANDARD_ERROR,
+                "Target standard error of the overall accuracy",
+                "S(O), as a proportion: 0.01 gives a 95 % confidence interval of about ±2 "
+                "percentage points. Halving it quadruples the sample.",
+                integer=False,
+                default=DEFAULT_TARGET_STANDARD_ERROR,
+                minimum=0.0001,
+                maximum=0.4999,
+            )
         )
-        target.setHelp(
-            "S(O), as a proportion: 0.01 gives a 95 % confidence interval of about ±2 "
-            "percentage points. Halving it quadruples the sample."
+        self.addParameter(
+            number_parameter(
+                self.MIN_PER_CLASS,
+                "Minimum points per class",
+                "Classes whose share of the sample would be smaller get this many points (a "
+                "class with fewer pixels gets all of them); 0: allocation in proportion to "
+                "area.",
+                integer=True,
+                default=DEFAULT_MIN_PER_CLASS,
+                minimum=0,
+            )
         )
-        self.addParameter(target)
-        minimum = QgsProcessingParameterNumber(
-            self.MIN_PER_CLASS,
-            "Minimum points per class",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=DEFAULT_MIN_PER_CLASS,
-            minValue=0,
+        self.addParameter(
+            number_parameter(
+                self.SEED,
+                "Random seed",
+                "The same seed gives the same points. Empty: a new seed, written to the log "
+                "and returned as SEED_USED so the design can be repeated.",
+                integer=True,
+                optional=True,
+                minimum=0,
+            )
         )
-        minimum.setHelp(
-            "Classes whose share of the sample would be smaller get this many points (a "
-            "class with fewer pixels gets all of them); 0: allocation in proportion to area."
-        )
-        self.addParameter(minimum)
-        seed = QgsProcessingParameterNumber(
-            self.SEED,
-            "Random seed",
-            QgsProcessingParameterNumber.Type.Integer,
-            optional=True,
-            minValue=0,
-        )
-        seed.setHelp(
-            "The same seed gives the same points. Empty: a new seed, written to the log and "
-            "returned as SEED_USED so the design can be repeated."
-        )
-        self.addParameter(seed)
-        size = QgsProcessingParameterNumber(
+        size = number_parameter(
             self.SAMPLE_SIZE,
             "Sample size (0: from the formula)",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=0,
-            minValue=0,
-        )
-        size.setHelp(
             "0: the size from the expected accuracies and the target standard error. A "
-            "number: that many points (e.g. what the budget allows), allocated the same way."
+            "number: that many points (e.g. what the budget allows), allocated the same way.",
+            integer=True,
+            default=0,
+            minimum=0,
         )
-        ignore = QgsProcessingParameterString(
-            self.IGNORE_VALUES, "Ignore values", defaultValue="0", optional=True
-        )
-        ignore.setHelp(
+        ignore = with_help(
+            QgsProcessingParameterString(
+                self.IGNORE_VALUES, "Ignore values", defaultValue="0", optional=True
+            ),
             "Class values never sampled, e.g. '0, 15' (as landcover:sample_accuracy ignores "
-            "them). The raster's nodata value is never sampled in any case."
+            "them). The raster's nodata value is never sampled in any case.",
         )
-        names = QgsProcessingParameterString(self.CLASS_NAMES, "Class names", optional=True)
-        names.setHelp(
+        names = with_help(
+            QgsProcessingParameterString(self.CLASS_NAMES, "Class names", optional=True),
             "Optional 'value:name' pairs (e.g. '1:Water,2:Tree canopy') or a .csv / .json "
-            "file, for the 'map_name' field. Default: the raster's category names."
+            "file, for the 'map_name' field. Default: the raster's category names.",
         )
-        for parameter in (size, ignore, names):
-            parameter.setFlags(
-                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
-            )
-            self.addParameter(parameter)
+        add_advanced(self, (size, ignore, names))
         output = QgsProcessingParameterFeatureSink(
             self.OUTPUT, "Validation points", QgsProcessing.SourceType.TypeVectorPoint
         )
@@ -210,11 +195,8 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         )
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         classified = gdal_raster_input(self, parameters, self.INPUT, context)
         seed_value = parameters.get(self.SEED)
         seed = (

@@ -13,33 +13,33 @@ from qgis.core import (
     QgsProcessingContext,
     QgsProcessingFeedback,
     QgsProcessingOutputNumber,
-    QgsProcessingParameterBand,
-    QgsProcessingParameterDefinition,
-    QgsProcessingParameterExtent,
     QgsProcessingParameterFeatureSink,
-    QgsProcessingParameterFile,
-    QgsProcessingParameterNumber,
 )
 from qgis.PyQt.QtCore import QMetaType
 
 from ..core.inference.image_source import Extent
 from ..core.inference.pipeline import ClassifyOptions
-from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
 from ..core.sampling.uncertainty import suggest_points
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
-from ..qgis_glue.model_resolution import resolve_model_in_qgis
+from ..qgis_glue.model_parameters import (
+    add_imagery_input,
+    add_model_parameter,
+    device_parameter,
+    model_settings,
+)
 from ..qgis_glue.parameters import (
-    EXTENT_POLICY_HELP,
-    NamedEnumParameter,
+    add_advanced,
     band_numbers,
+    band_parameter,
     check_no_overwrite,
-    enum_string,
     extent_bounds,
+    extent_parameter,
+    number_parameter,
 )
 from ..qgis_glue.point_output import PointField, sink_destination, write_points
-from ..qgis_glue.raster_inputs import RasterFileParameter, raster_input
-from .base import LandcoverAlgorithm
+from ..qgis_glue.raster_inputs import raster_input
+from .base import LandcoverAlgorithm, Parameters, Results
 
 CLASS_FIELD = "class"
 """The empty field the user fills with the right class (``landcover:adapt_model``'s
@@ -64,19 +64,18 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
     OUTPUT = "OUTPUT"
     POINTS = "POINTS"
 
-    def tags(self) -> list[str]:
-        return [
-            "uncertainty",
-            "margin",
-            "active learning",
-            "labels",
-            "points",
-            "adapt",
-            "adaptation",
-            "training",
-            "U-Net",
-            "land cover",
-        ]
+    TAGS = (
+        "uncertainty",
+        "margin",
+        "active learning",
+        "labels",
+        "points",
+        "adapt",
+        "adaptation",
+        "training",
+        "U-Net",
+        "land cover",
+    )
 
     def shortHelpString(self) -> str:
         return (
@@ -98,71 +97,55 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         )
 
     def initAlgorithm(self, configuration: dict[str, Any] | None = None) -> None:
-        layer = RasterFileParameter(self.INPUT, "Input imagery")
-        layer.setHelp(
+        add_imagery_input(
+            self,
             "The imagery the model classifies (as in landcover:classify): a GeoTIFF, VRT, "
-            "COG or any GDAL raster, or an online layer (WMS / XYZ, with an extent)."
+            "COG or any GDAL raster, or an online layer (WMS / XYZ, with an extent).",
         )
-        self.addParameter(layer)
-        model = QgsProcessingParameterFile(self.MODEL, "Model", optional=True)
-        model.setFileFilter("")  # catalogue names have no extension (see classify)
-        model.setHelp(
+        add_model_parameter(
+            self,
             "An ONNX model file, a catalogue name or an https:// URL; empty: the model "
-            "shipped with the plugin. Give the adapted model to suggest the next round."
+            "shipped with the plugin. Give the adapted model to suggest the next round.",
         )
-        self.addParameter(model)
-        extent = QgsProcessingParameterExtent(self.EXTENT, "Extent", optional=True)
-        extent.setHelp(
-            "The area to suggest points in, in any CRS. Default: the whole layer. "
-            "Required for online layers. " + EXTENT_POLICY_HELP
+        self.addParameter(
+            extent_parameter(
+                "The area to suggest points in, in any CRS. Default: the whole layer. "
+                "Required for online layers."
+            )
         )
-        self.addParameter(extent)
-        count = QgsProcessingParameterNumber(
-            self.COUNT,
-            "Number of points",
-            QgsProcessingParameterNumber.Type.Integer,
-            defaultValue=50,
-            minValue=1,
-        )
-        count.setHelp(
-            "How many points to suggest (fewer when they do not fit the minimum distance)."
-        )
-        self.addParameter(count)
-        distance = QgsProcessingParameterNumber(
-            self.MIN_DISTANCE,
-            "Minimum distance between points (layer units)",
-            QgsProcessingParameterNumber.Type.Double,
-            defaultValue=0.0,
-            minValue=0.0,
-        )
-        distance.setHelp(
-            "In the layer's CRS units (metres for projected imagery). 0: half the spacing "
-            "of a square grid of the requested number of points over the extent."
-        )
-        self.addParameter(distance)
-        bands = QgsProcessingParameterBand(
+        for count_or_distance in (
+            number_parameter(
+                self.COUNT,
+                "Number of points",
+                "How many points to suggest (fewer when they do not fit the minimum distance).",
+                integer=True,
+                default=50,
+                minimum=1,
+            ),
+            number_parameter(
+                self.MIN_DISTANCE,
+                "Minimum distance between points (layer units)",
+                "In the layer's CRS units (metres for projected imagery). 0: half the spacing "
+                "of a square grid of the requested number of points over the extent.",
+                integer=False,
+                default=0.0,
+                minimum=0.0,
+            ),
+        ):
+            self.addParameter(count_or_distance)
+        bands = band_parameter(
             self.BANDS,
             "Bands feeding the model",
-            parentLayerParameterName=self.INPUT,
-            optional=True,
-            allowMultiple=True,
-        )
-        bands.setHelp(
+            self.INPUT,
             "Optional: the layer's bands in the model's order (as in landcover:classify); "
-            "default: matched by band name / colour interpretation."
+            "default: matched by band name / colour interpretation.",
+            multiple=True,
         )
-        device = NamedEnumParameter(
-            self.DEVICE, "Device", options=list(DEVICES), defaultValue="auto"
-        )
-        device.setHelp(
+        device = device_parameter(
             "auto: a GPU when onnxruntime-gpu can use one, else the CPU; cpu, cuda, "
             "tensorrt: that provider (as in landcover:classify)."
         )
-        for parameter in (bands, device):
-            parameter.setFlags(
-                parameter.flags() | QgsProcessingParameterDefinition.Flag.FlagAdvanced
-            )
-            self.addParameter(parameter)
+        add_advanced(self, (bands, device))
         output = QgsProcessingParameterFeatureSink(
             self.OUTPUT, "Points to label", QgsProcessing.SourceType.TypeVectorPoint
         )
@@ -175,25 +158,16 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         self.addOutput(QgsProcessingOutputNumber(self.POINTS, "Points suggested"))
 
     def processAlgorithm(
-        self,
-        parameters: dict[str, Any],
-        context: QgsProcessingContext,
-        feedback: QgsProcessingFeedback,
-    ) -> dict[str, Any]:
+        self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
+    ) -> Results:
         raster = raster_input(self, parameters, self.INPUT, context)
         bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
         bands = band_numbers(self, parameters, self.BANDS, context)
-        device = enum_string(self, parameters, self.DEVICE, context) or "auto"
         count = self.parameterAsInt(parameters, self.COUNT, context)
         distance = self.parameterAsDouble(parameters, self.MIN_DISTANCE, context)
+        settings = model_settings(self, parameters, context, feedback)
+        model = settings.model
         with core_errors():
-            on_gpu = provider_candidates(device, available_providers())[0][0] != CPU
-            model = resolve_model_in_qgis(
-                self.parameterAsString(parameters, self.MODEL, context),
-                feedback,
-                precision="auto",
-                on_gpu=on_gpu,
-            )
             check_no_overwrite(
                 self,
                 [(self.INPUT, raster.source), (self.MODEL, str(model))],
@@ -207,7 +181,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
                 extent=Extent(bounds) if bounds is not None else None,
                 bands=bands,
                 min_distance=distance or None,
-                options=ClassifyOptions(device=device, overviews=False),
+                options=ClassifyOptions(device=settings.device, overviews=False),
                 progress=FeedbackProgress(feedback),
             )
         names = result.class_names
