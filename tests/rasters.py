@@ -8,6 +8,22 @@ from pathlib import Path
 import numpy as np
 from osgeo import gdal
 
+from .conftest import DATA
+
+MOSAIC_NAIP = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
+"""The shipped real NAIP mosaic (red, green, blue, nir; EPSG:26917, 1 m pixels)."""
+MOSAIC_LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
+"""Its land-cover labels, on the same grid."""
+
+
+def mosaic_crop(folder: Path, size: int) -> tuple[Path, np.ndarray]:
+    """The mosaic's top-left ``size`` x ``size`` px as a GeoTIFF in ``folder``, and
+    the labels of those pixels."""
+    image = folder / "naip.tif"
+    gdal.Translate(str(image), str(MOSAIC_NAIP), srcWin=[0, 0, size, size])
+    labels = gdal.Open(str(MOSAIC_LABELS)).ReadAsArray(0, 0, size, size)
+    return image, labels
+
 
 def write_with_alpha(path: Path, image: np.ndarray, alpha: np.ndarray, like: Path) -> Path:
     """Write red, green, blue, nir (``image``, uint8, shape (4, rows, cols)) plus a 5th

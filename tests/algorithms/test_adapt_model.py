@@ -14,15 +14,16 @@ from typing import Any
 import numpy as np
 import onnx
 import pytest
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 from qgis.core import QgsProcessingException
 
 from qgis_landcover.core.models.contract import read_contract
 
-from ..conftest import DATA, ROOT
+from ..conftest import ROOT
+from ..rasters import mosaic_crop
+from ..vectors import geographic_layer, write_pixel_points
 
 Run = Callable[..., dict[str, Any]]
-MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_"
 MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 NAMES = {2: "tree canopy", 3: "Low vegetation"}
 
@@ -30,38 +31,7 @@ NAMES = {2: "tree canopy", 3: "Low vegetation"}
 @pytest.fixture(scope="module")
 def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """The mosaic's top-left 192 x 192 px (real NAIP; EPSG:26917, 1 m) and its labels."""
-    folder = tmp_path_factory.mktemp("adapt_model")
-    image = folder / "naip.tif"
-    gdal.Translate(str(image), str(MOSAIC) + "naip.tif", srcWin=[0, 0, 192, 192])
-    labels = gdal.Open(str(MOSAIC) + "labels.tif").ReadAsArray(0, 0, 192, 192)
-    return image, labels
-
-
-def _layer(path: Path, geometry_type: int, field_type: int) -> tuple[Any, Any, Any]:
-    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
-    utm.ImportFromEPSG(26917)
-    geographic.ImportFromEPSG(4326)
-    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = source.CreateLayer("labels", geographic, geometry_type)
-    layer.CreateField(ogr.FieldDefn("class", field_type))
-    return source, layer, osr.CoordinateTransformation(utm, geographic)
-
-
-def write_points(path: Path, image: Path, rows: Any, cols: Any, values: list) -> Path:
-    """Pixel centres of ``image`` as a GeoPackage in EPSG:4326, field ``class``."""
-    x0, dx, _, y0, _, dy = gdal.Open(str(image)).GetGeoTransform()
-    source, layer, to_geographic = _layer(path, ogr.wkbPoint, ogr.OFTString)
-    for row, col, value in zip(rows, cols, values, strict=True):
-        lon, lat, _ = to_geographic.TransformPoint(x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy)
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetField("class", value)
-        point = ogr.Geometry(ogr.wkbPoint)
-        point.AddPoint_2D(lon, lat)
-        feature.SetGeometry(point)
-        layer.CreateFeature(feature)
-    del source  # closes the GeoPackage
-    return path
+    return mosaic_crop(tmp_path_factory.mktemp("adapt_model"), 192)
 
 
 def test_points_with_class_names_in_another_crs(
@@ -69,14 +39,12 @@ def test_points_with_class_names_in_another_crs(
 ) -> None:
     image, reference = crop
     generator = np.random.default_rng(0)
-    rows, cols, values = [], [], []
+    pixels = []
     for value in (2, 3):
         r, c = np.nonzero(reference == value)
         pick = generator.choice(len(r), 12, replace=False)
-        rows += list(r[pick])
-        cols += list(c[pick])
-        values += [NAMES[value]] * 12
-    labels = write_points(tmp_path / "labels.gpkg", image, rows, cols, values)
+        pixels += [(row, col, NAMES[value]) for row, col in zip(r[pick], c[pick], strict=True)]
+    labels = write_pixel_points(tmp_path / "labels.gpkg", image, pixels)
     output, report = tmp_path / "adapted.onnx", tmp_path / "report.html"
     results = run_algorithm(
         "adapt_model",
@@ -112,7 +80,7 @@ def test_polygons_give_their_pixel_centres(run_algorithm: Run, crop: tuple, tmp_
     image, reference = crop
     x0, _, _, y0, _, _ = gdal.Open(str(image)).GetGeoTransform()
     path = tmp_path / "polygons.gpkg"
-    source, layer, to_geographic = _layer(path, ogr.wkbPolygon, ogr.OFTInteger)
+    source, layer, to_geographic = geographic_layer(path, image, ogr.wkbPolygon, ogr.OFTInteger)
     squares = []
     for value in (2, 3):
         r, c = np.nonzero(reference == value)
@@ -156,8 +124,8 @@ def test_polygons_give_their_pixel_centres(run_algorithm: Run, crop: tuple, tmp_
 
 def test_clear_messages(run_algorithm: Run, crop: tuple, tmp_path: Path) -> None:
     image, _ = crop
-    labels = write_points(tmp_path / "labels.gpkg", image, [5] * 10, list(range(10)),
-                          ["2"] * 5 + ["9"] * 5)  # fmt: skip
+    pixels = [(5, col, "2" if col < 5 else "9") for col in range(10)]
+    labels = write_pixel_points(tmp_path / "labels.gpkg", image, pixels)
     base = {
         "INPUT": str(image),
         "MODEL": str(MODEL),

@@ -31,6 +31,13 @@ from .tiny import MOSAIC_IMAGE, patch, tiny_config
 # Band statistics of the training patches (scaled units), as a trained model has them.
 MEAN = [0.45, 0.49, 0.42, 0.43]
 STD = [0.16, 0.13, 0.09, 0.14]
+RGB_TWO_CLASSES = ModelContract(
+    class_names={0: "a", 1: "b"},
+    band_names=["red", "green", "blue"],
+    resolution_cm=100,
+    tile_size=32,
+)
+"""The contract of the small RGB models of the features-output tests."""
 
 
 @pytest.fixture(autouse=True)
@@ -265,12 +272,7 @@ def test_features_output_of_a_head_after_a_channel_selection(tmp_path: Path) -> 
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.relu(self.head(torch.relu(self.body(x))))[:, 1:]
 
-    contract = ModelContract(
-        class_names={0: "a", 1: "b"},
-        band_names=["red", "green", "blue"],
-        resolution_cm=100,
-        tile_size=32,
-    )
+    contract = RGB_TWO_CLASSES
     path = tmp_path / "selecting.onnx"
     export_onnx(Selecting(), path, contract, torch.randn(2, 3, 32, 32))
     features = read_contract(path).features_output
@@ -291,12 +293,7 @@ def test_no_features_output_without_a_recognised_head(tmp_path: Path) -> None:
         def forward(self, x: torch.Tensor) -> torch.Tensor:
             return torch.sigmoid(self.head(x))  # an activation adaptation does not know
 
-    contract = ModelContract(
-        class_names={0: "a", 1: "b"},
-        band_names=["red", "green", "blue"],
-        resolution_cm=100,
-        tile_size=32,
-    )
+    contract = RGB_TWO_CLASSES
     path = tmp_path / "sigmoid.onnx"
     export_onnx(Strided(), path, contract, torch.randn(1, 3, 32, 32))
     assert read_contract(path).features_output is None

@@ -13,42 +13,24 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from osgeo import gdal, ogr, osr
+from osgeo import gdal
 
 from model_training import finetune_points
 from model_training.finetune_points import rasterize_labels
 from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.models.contract import read_contract
 
-from ..conftest import DATA
+from ..rasters import MOSAIC_NAIP
+from ..vectors import write_pixel_points
 
-IMAGE = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
+IMAGE = MOSAIC_NAIP
 CLASSES = {1: "water", 2: "tree canopy", 3: "low vegetation", 4: "barren and impervious"}
 PIXELS = [(10, 20, "tree canopy"), (300, 700, "3"), (500, 1000, 3), (130, 130, "Tree Canopy")]
 
 
 def write_points(path: Path, pixels: list[tuple[int, int, object]]) -> Path:
     """Pixel centres of the mosaic as a GeoPackage in EPSG:4326, text field ``class``."""
-    dataset = gdal.Open(str(IMAGE))
-    x0, dx, _, y0, _, dy = dataset.GetGeoTransform()
-    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
-    utm.ImportFromWkt(dataset.GetProjection())
-    geographic.ImportFromEPSG(4326)
-    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    to_geographic = osr.CoordinateTransformation(utm, geographic)
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = source.CreateLayer("labels", geographic, ogr.wkbPoint)
-    layer.CreateField(ogr.FieldDefn("class", ogr.OFTString))
-    for row, col, value in pixels:
-        lon, lat, _ = to_geographic.TransformPoint(x0 + (col + 0.5) * dx, y0 + (row + 0.5) * dy)
-        feature = ogr.Feature(layer.GetLayerDefn())
-        feature.SetField("class", str(value))
-        point = ogr.Geometry(ogr.wkbPoint)
-        point.AddPoint_2D(lon, lat)
-        feature.SetGeometry(point)
-        layer.CreateFeature(feature)
-    del source  # closes the GeoPackage
-    return path
+    return write_pixel_points(path, IMAGE, [(row, col, str(value)) for row, col, value in pixels])
 
 
 def test_points_become_a_sparse_label_raster_and_windows(tmp_path: Path) -> None:

@@ -30,9 +30,9 @@ from qgis_landcover.core.inference.session import load_session
 from qgis_landcover.core.models.contract import read_contract
 from qgis_landcover.core.models.onnx_file import read_initializers
 
-from ...conftest import DATA, ROOT
+from ...conftest import ROOT
+from ...rasters import mosaic_crop
 
-MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_"
 MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 OPTIONS = AdaptOptions(device="cpu")
 
@@ -40,10 +40,7 @@ OPTIONS = AdaptOptions(device="cpu")
 @pytest.fixture(scope="module")
 def crop(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, np.ndarray]:
     """A 192 x 192 crop of the mosaic (real NAIP) and its labels (5, 6 -> 4)."""
-    folder = tmp_path_factory.mktemp("adapt")
-    image = folder / "naip.tif"
-    gdal.Translate(str(image), str(MOSAIC) + "naip.tif", srcWin=[0, 0, 192, 192])
-    labels = gdal.Open(str(MOSAIC) + "labels.tif").ReadAsArray(0, 0, 192, 192)
+    image, labels = mosaic_crop(tmp_path_factory.mktemp("adapt"), 192)
     return image, np.where(np.isin(labels, [5, 6]), 4, labels)
 
 
