@@ -113,7 +113,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
                 "Required for online layers."
             )
         )
-        for count_or_distance in (
+        self.addParameter(
             number_parameter(
                 self.COUNT,
                 "Number of points",
@@ -121,7 +121,9 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
                 integer=True,
                 default=50,
                 minimum=1,
-            ),
+            )
+        )
+        self.addParameter(
             number_parameter(
                 self.MIN_DISTANCE,
                 "Minimum distance between points (layer units)",
@@ -130,9 +132,8 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
                 integer=False,
                 default=0.0,
                 minimum=0.0,
-            ),
-        ):
-            self.addParameter(count_or_distance)
+            )
+        )
         bands = band_parameter(
             self.BANDS,
             "Bands feeding the model",
