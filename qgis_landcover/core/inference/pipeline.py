@@ -344,7 +344,8 @@ def run_pipeline(
     if tile_size is None:
         tile_size = tile_size_for_window(session, options.tile_size, window, progress)
     plan = plan_tiles(window.width, window.height, tile_size, contract.output_margin, overlap)
-    stripes = plan.stripes(stripe_width_for(session, options, plan))
+    stripe_width = stripe_width_for(session, options, plan)
+    stripes = plan.stripes(stripe_width)
     total_tiles = sum(len(plan.ys) * len(s.tile_cols) for s in stripes)
     batch_size = fitted_batch_size(session, options, plan, stripes, total_tiles, progress)
     output_grid = reader.grid.window_grid(window)
@@ -352,7 +353,9 @@ def run_pipeline(
         f"Classifying {window.width} x {window.height} pixels of "
         f"{output_grid.resolution[0]:.6g} x {output_grid.resolution[1]:.6g} CRS units in "
         f"{total_tiles} tiles of {tile_size} px (output {plan.output_size} px, overlap "
-        f"{plan.overlap} px), batches of {batch_size}, on {session.provider}."
+        f"{plan.overlap} px), batches of {batch_size}, blended in stripes of up to "
+        f"{stripe_width} px ({total_tiles - plan.tile_count} tiles run twice on their "
+        f"edges), on {session.provider}."
     )
     # Values checked (and rescaled) before any output is opened.
     model_input = prepare_input(
