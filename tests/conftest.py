@@ -11,6 +11,7 @@ from __future__ import annotations
 import json
 import os
 import subprocess
+import sys
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
@@ -59,6 +60,21 @@ def run_algorithm(landcover_provider: Any) -> Callable[..., dict[str, Any]]:
         )
 
     return run
+
+
+def run_python(
+    script: str,
+    *args: str | os.PathLike[str],
+    cwd: Path = ROOT,
+    env: dict[str, str] | None = None,
+    timeout: float = 300,
+) -> subprocess.CompletedProcess[str]:
+    """Run ``script`` (Python source) with ``args`` in a fresh process of this Python:
+    what a separate process sees (its imports, its environment; ``None``: this one's)."""
+    command = [sys.executable, "-c", script, *map(str, args)]
+    return subprocess.run(
+        command, capture_output=True, text=True, cwd=cwd, env=env, timeout=timeout, check=False
+    )
 
 
 def run_qgis_process(*args: str, timeout: float = 600) -> subprocess.CompletedProcess[str]:

@@ -165,3 +165,15 @@ def pointwise_reference(
     if bias is not None:
         scores += bias.astype(np.float64)[:, None, None]
     return scores
+
+
+def without_features_output(model: Path, target: Path) -> Path:
+    """A copy of ``model`` without its second output (the penultimate features) and
+    without the ``features_output`` metadata: a model that cannot be adapted."""
+    copy = onnx.load(str(model))
+    copy.graph.output.remove(copy.graph.output[1])
+    kept = [p for p in copy.metadata_props if p.key != "features_output"]
+    del copy.metadata_props[:]
+    copy.metadata_props.extend(kept)
+    onnx.save(copy, str(target))
+    return target

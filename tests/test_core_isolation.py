@@ -4,12 +4,10 @@
 from __future__ import annotations
 
 import pkgutil
-import subprocess
-import sys
 
 import qgis_landcover.core
 
-from .conftest import ROOT
+from .conftest import run_python
 
 
 def core_modules() -> list[str]:
@@ -35,8 +33,6 @@ def test_core_never_imports_qgis_or_torch() -> None:
         "assert not leaked, leaked\n"
         "print('OK', len(" + repr(modules) + "))\n"
     )
-    completed = subprocess.run(
-        [sys.executable, "-c", script], capture_output=True, text=True, cwd=ROOT, check=False
-    )
+    completed = run_python(script)
     assert completed.returncode == 0, completed.stderr
     assert completed.stdout.startswith("OK")

@@ -9,7 +9,7 @@ import sys
 import zipfile
 from pathlib import Path
 
-from .conftest import ROOT
+from .conftest import ROOT, run_python
 
 
 def test_package_zip_unpacks_and_loads_in_headless_qgis(tmp_path: Path) -> None:
@@ -50,14 +50,6 @@ def test_package_zip_unpacks_and_loads_in_headless_qgis(tmp_path: Path) -> None:
         "app.exitQgis()\n"
     )
     env = {**os.environ, "QT_QPA_PLATFORM": "offscreen", "PYTHONPATH": ""}
-    completed = subprocess.run(
-        [sys.executable, "-c", script],
-        capture_output=True,
-        text=True,
-        cwd=tmp_path,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    completed = run_python(script, cwd=tmp_path, env=env)
     assert completed.returncode == 0, completed.stderr
     assert "ALGORITHMS" in completed.stdout

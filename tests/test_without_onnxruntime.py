@@ -7,13 +7,11 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
-import sys
 from pathlib import Path
 
 from qgis_landcover.algorithms import algorithm_classes
 
-from .conftest import DATA, ROOT
+from .conftest import DATA, ROOT, run_python
 
 SCRIPT = """
 import json, sys
@@ -64,15 +62,7 @@ def test_plugin_works_without_onnx_runtime(tmp_path: Path) -> None:
     for name in ("HTTP_PROXY", "HTTPS_PROXY", "http_proxy", "https_proxy", "ALL_PROXY"):
         env.pop(name, None)
     lc = DATA / "chesapeake_lowres_tile" / "m_3907833_nw_17_1_lc.tif"
-    completed = subprocess.run(
-        [sys.executable, "-c", SCRIPT, str(tmp_path), str(lc)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        env=env,
-        timeout=300,
-        check=False,
-    )
+    completed = run_python(SCRIPT, tmp_path, lc, env=env)
     lines = [line for line in completed.stdout.splitlines() if line.startswith("RESULT ")]
     assert completed.returncode == 0 and lines, completed.stdout + completed.stderr
     found = json.loads(lines[0].removeprefix("RESULT "))

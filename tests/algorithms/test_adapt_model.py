@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import onnx
 import pytest
 from osgeo import gdal, ogr
 from qgis.core import QgsProcessingException
@@ -20,6 +19,7 @@ from qgis.core import QgsProcessingException
 from qgis_landcover.core.models.contract import read_contract
 
 from ..conftest import ROOT
+from ..onnx_models import without_features_output
 from ..rasters import mosaic_crop
 from ..vectors import geographic_layer, write_pixel_points
 
@@ -138,13 +138,7 @@ def test_clear_messages(run_algorithm: Run, crop: tuple, tmp_path: Path) -> None
     with pytest.raises(QgsProcessingException, match=r"5 labels have class values the model"):
         run_algorithm("adapt_model", base)
     # A model without a features output.
-    model = onnx.load(str(MODEL))
-    model.graph.output.remove(model.graph.output[1])
-    kept = [p for p in model.metadata_props if p.key != "features_output"]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    plain = tmp_path / "plain.onnx"
-    onnx.save(model, str(plain))
+    plain = without_features_output(MODEL, tmp_path / "plain.onnx")
     with pytest.raises(QgsProcessingException, match="does not expose its penultimate features"):
         run_algorithm("adapt_model", {**base, "MODEL": str(plain)})
     assert list((tmp_path / "out").iterdir()) == []

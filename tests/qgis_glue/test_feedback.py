@@ -11,22 +11,7 @@ from qgis_landcover.core.errors import InputError
 from qgis_landcover.core.progress import Progress, check_cancelled
 from qgis_landcover.qgis_glue.feedback import FeedbackProgress, QgisProcessProgress, core_errors
 
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps what the bridge pushes."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.infos: list[str] = []
-        self.warnings: list[str] = []
-
-    def pushInfo(self, info: str) -> None:
-        self.infos.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning: str) -> None:
-        self.warnings.append(warning)
-        super().pushWarning(warning)
+from ..feedback import RecordingFeedback
 
 
 def report(progress: Progress) -> None:

@@ -5,7 +5,6 @@ outputs, resume, exit status and messages."""
 from __future__ import annotations
 
 import subprocess
-import sys
 from pathlib import Path
 
 import numpy as np
@@ -14,7 +13,7 @@ import pytest
 from qgis_landcover.core.errors import LandcoverError
 from qgis_landcover.tiles.__main__ import parse_extent
 
-from ..conftest import ROOT
+from ..conftest import run_python
 from ..core.tiles.conftest import model, read, tiles  # noqa: F401 (fixtures)
 
 
@@ -25,14 +24,7 @@ def cli(*args: str | Path) -> subprocess.CompletedProcess[str]:
         "sys.argv = ['qgis_landcover.tiles', *sys.argv[1:]]; "
         "runpy.run_module('qgis_landcover.tiles', run_name='__main__')"
     )
-    return subprocess.run(
-        [sys.executable, "-c", code, *map(str, args)],
-        capture_output=True,
-        text=True,
-        cwd=ROOT,
-        timeout=300,
-        check=False,
-    )
+    return run_python(code, *args)
 
 
 def test_classify_writes_the_job_and_resumes(

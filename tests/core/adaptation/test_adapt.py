@@ -31,6 +31,7 @@ from qgis_landcover.core.models.contract import read_contract
 from qgis_landcover.core.models.onnx_file import read_initializers
 
 from ...conftest import ROOT
+from ...onnx_models import without_features_output
 from ...rasters import mosaic_crop
 
 MODEL = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
@@ -206,13 +207,7 @@ def test_labels_on_pixels_without_data(crop: tuple, tmp_path: Path) -> None:
 
 def test_model_without_features_output(crop: tuple, tmp_path: Path) -> None:
     image, reference = crop
-    model = onnx.load(str(MODEL))
-    model.graph.output.remove(model.graph.output[1])
-    kept = [p for p in model.metadata_props if p.key != "features_output"]
-    del model.metadata_props[:]
-    model.metadata_props.extend(kept)
-    plain = tmp_path / "plain.onnx"
-    onnx.save(model, str(plain))
+    plain = without_features_output(MODEL, tmp_path / "plain.onnx")
     rows, cols, values = sample(reference, {2: 6, 3: 6})
     with pytest.raises(ModelContractError, match="does not expose its penultimate features"):
         adapt_model(GdalImageSource(image), plain, points_on(image, rows, cols, values),
