@@ -18,7 +18,6 @@ from osgeo import gdal, ogr
 from qgis.core import (
     QgsApplication,
     QgsProcessingContext,
-    QgsProcessingFeedback,
     QgsProcessingOutputLayerDefinition,
     QgsProcessingUtils,
     QgsProject,
@@ -32,6 +31,7 @@ from qgis_landcover.qgis_glue.settings import CACHE_DIR_SETTING
 from ..conftest import DATA
 from ..core.models.test_download import ModelServer, serve, sha
 from ..core.models.test_resolve import contract_model
+from ..feedback import RecordingFeedback
 from ..onnx_models import contract_for, pointwise_model
 from .test_sample_accuracy import LABELS, sample, write_points
 
@@ -41,18 +41,6 @@ LC = LOWRES / "m_3907833_nw_17_1_lc.tif"
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
 
 server = pytest.fixture(serve, name="server")
-
-
-class BatchFeedback(QgsProcessingFeedback):
-    """Records errors, as the batch dialog's feedback does."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[str] = []
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N803
-        self.errors.append(error)
-        super().reportError(error, fatalError)
 
 
 def empty_raster_output() -> QgsProcessingOutputLayerDefinition:
@@ -88,7 +76,7 @@ def run_batch(algorithm_id: str, rows: list[dict[str, Any]], loaded: dict[str, A
     project = QgsProject.instance()
     done = []
     for parameters in rows:
-        feedback = BatchFeedback()
+        feedback = RecordingFeedback()
         parameters = algorithm.preprocessParameters(parameters)
         context = dataobjects.createContext(feedback)
         before = set(project.mapLayers())

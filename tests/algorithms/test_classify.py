@@ -20,7 +20,6 @@ from qgis.core import (
     QgsCoordinateTransform,
     QgsProcessingContext,
     QgsProcessingException,
-    QgsProcessingFeedback,
     QgsProject,
     QgsRasterLayer,
     QgsRectangle,
@@ -32,6 +31,7 @@ from qgis_landcover.core.raster.reading import raster_grid
 from qgis_landcover.qgis_glue.parameters import enum_string
 
 from ..conftest import DATA, qgis_process_json, run_qgis_process
+from ..feedback import RecordingFeedback
 from ..onnx_models import contract_for, pointwise_model, pointwise_reference
 
 MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
@@ -40,20 +40,6 @@ WEIGHTS = np.array(
 )
 
 Run = Callable[..., dict[str, Any]]
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, info: str) -> None:
-        self.lines.append(info)
-        super().pushInfo(info)
-
-    def pushWarning(self, warning: str) -> None:
-        self.lines.append(warning)
-        super().pushWarning(warning)
 
 
 @pytest.fixture(autouse=True)
@@ -396,16 +382,6 @@ def test_qgis_process_accepts_the_text_forms(tmp_path: Path, naip: Path, model: 
     np.testing.assert_array_equal(read(output)[sure], expected[sure])
 
 
-class ErrorFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.errors: list[str] = []
-
-    def reportError(self, error: str, fatalError: bool = False) -> None:  # noqa: N803
-        self.errors.append(error)
-        super().reportError(error, fatalError)
-
-
 def test_errors_are_printed_no_more_often_than_qgis_prints_its_own(
     run_algorithm: Run, tmp_path: Path, naip: Path
 ) -> None:
@@ -437,7 +413,7 @@ def test_errors_are_printed_no_more_often_than_qgis_prints_its_own(
     count = (run.stdout + run.stderr).count(ours)
     assert count == (reference.stdout + reference.stderr).count(native) >= 1
     assert (run.stdout + run.stderr).count(f"ERROR:\tThe model {tmp_path} {ours}") == 1
-    feedback = ErrorFeedback()
+    feedback = RecordingFeedback()
     with pytest.raises(QgsProcessingException, match=ours) as error:
         run_algorithm(
             "classify",

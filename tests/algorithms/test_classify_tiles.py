@@ -22,7 +22,6 @@ from qgis.core import (
     QgsCoordinateReferenceSystem,
     QgsCoordinateTransform,
     QgsProcessingException,
-    QgsProcessingFeedback,
     QgsProcessingModelAlgorithm,
     QgsProcessingModelChildAlgorithm,
     QgsProcessingModelChildParameterSource,
@@ -35,6 +34,7 @@ from qgis_landcover.algorithms.classify_tiles import ClassifyTilesAlgorithm
 
 from ..conftest import DATA
 from ..core.tiles import conftest as tiles_data
+from ..feedback import RecordingFeedback
 
 # The many-tiles tests' data, as fixtures here too: the area as one GeoTIFF (whole) and
 # as 2 x 2 adjacent tiles, a 3x3 box model cropping 1 px per side (its output does not
@@ -52,14 +52,18 @@ LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.
 CHUNK = 256  # rounded down to 240 (8 output tiles of 30 px): 2 x 1 chunks
 
 
-class RecordingFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.lines: list[str] = []
-
-    def pushInfo(self, info: str) -> None:
-        self.lines.append(info)
-        super().pushInfo(info)
+def job_parameters(tiles: list[Path], model: Path, folder: Path, **changes: Any) -> dict[str, Any]:
+    """``classify_tiles`` parameters for the test tiles: the CPU, 1 worker, chunks of
+    :data:`CHUNK` px, the job in ``folder``; ``changes`` replace or add parameters."""
+    return {
+        "INPUTS": [str(t) for t in tiles],
+        "MODEL": str(model),
+        "DEVICE": "cpu",
+        "WORKERS": 1,
+        "CHUNK_SIZE": CHUNK,
+        "OUTPUT_FOLDER": str(folder),
+        **changes,
+    }
 
 
 def one_raster(run_algorithm: Run, tmp_path: Path, whole: Path, model: Path) -> np.ndarray:
@@ -123,14 +127,7 @@ def test_parameters_and_outputs_are_declared_with_help() -> None:
 def test_layers_on_local_processes_equal_one_raster_and_resume(
     run_algorithm: Run, tmp_path: Path, tiles: list[Path], whole: Path, model: Path
 ) -> None:
-    parameters = {
-        "INPUTS": [str(t) for t in tiles],
-        "MODEL": str(model),
-        "DEVICE": "cpu",
-        "WORKERS": 2,
-        "CHUNK_SIZE": CHUNK,
-        "OUTPUT_FOLDER": str(tmp_path / "job"),
-    }
+    parameters = job_parameters(tiles, model, tmp_path / "job", WORKERS=2)
     results = run_algorithm("classify_tiles", parameters)
     expected = one_raster(run_algorithm, tmp_path, whole, model)
     np.testing.assert_array_equal(read(results["OUTPUT_MOSAIC"]), expected)
@@ -187,14 +184,7 @@ def test_mosaic_opens_styled_and_chains_into_agreement(
     static = QgsProcessingModelChildParameterSource.fromStaticValue
     classify = QgsProcessingModelChildAlgorithm("landcover:classify_tiles")
     classify.setChildId("tiles")
-    for name, value in {
-        "INPUTS": [str(t) for t in tiles],
-        "MODEL": str(model),
-        "DEVICE": "cpu",
-        "WORKERS": 1,
-        "CHUNK_SIZE": CHUNK,
-        "OUTPUT_FOLDER": str(tmp_path / "job"),
-    }.items():
+    for name, value in job_parameters(tiles, model, tmp_path / "job").items():
         classify.addParameterSources(name, [static(value)])
     agreement = QgsProcessingModelChildAlgorithm("landcover:agreement")
     agreement.setChildId("agreement")
@@ -226,14 +216,7 @@ def test_mosaic_opens_styled_and_chains_into_agreement(
     before = set(project.mapLayers())
     loaded = processing.runAndLoadResults(
         "landcover:classify_tiles",
-        {
-            "INPUTS": [str(t) for t in tiles],
-            "MODEL": str(model),
-            "DEVICE": "cpu",
-            "WORKERS": 0,  # automatic: from cores and memory
-            "CHUNK_SIZE": CHUNK,
-            "OUTPUT_FOLDER": str(tmp_path / "styled"),
-        },
+        job_parameters(tiles, model, tmp_path / "styled", WORKERS=0),  # from cores and memory
     )
     assert loaded["CHUNKS_DONE"] == 2
     added = [project.mapLayer(i) for i in set(project.mapLayers()) - before]
@@ -268,14 +251,7 @@ def test_bad_input_is_a_message(
         "inside_inputs": str(tiles[0].parent),
         "missing": str(tmp_path / "missing.onnx"),
     }
-    parameters: dict[str, Any] = {
-        "INPUTS": [str(t) for t in tiles],
-        "MODEL": str(model),
-        "DEVICE": "cpu",
-        "WORKERS": 0,  # automatic
-        "CHUNK_SIZE": CHUNK,
-        "OUTPUT_FOLDER": str(tmp_path / "job"),
-    }
+    parameters = job_parameters(tiles, model, tmp_path / "job", WORKERS=0)
     parameters.update({k: values.get(v, v) if isinstance(v, str) else v for k, v in change.items()})
     parameters = {k: v for k, v in parameters.items() if v is not None}
     with pytest.raises(QgsProcessingException, match=message):
@@ -298,15 +274,13 @@ class CancelAtFirstChunk(RecordingFeedback):
 def test_cancel_on_dask_keeps_done_chunks_and_the_next_run_finishes(
     run_algorithm: Run, tmp_path: Path, tiles: list[Path], whole: Path, model: Path
 ) -> None:
-    parameters = {
-        "INPUTS": [str(t) for t in tiles],
-        "MODEL": str(model),
-        "DEVICE": "cpu",
-        "WORKERS": 1,
-        "SCHEDULER": "local-dask",
-        "CHUNK_SIZE": 64,  # 60 px: 6 x 4 chunks
-        "OUTPUT_FOLDER": str(tmp_path / "job"),
-    }
+    parameters = job_parameters(
+        tiles,
+        model,
+        tmp_path / "job",
+        SCHEDULER="local-dask",
+        CHUNK_SIZE=64,  # 6 x 4 of 60 px
+    )
     with pytest.raises(QgsProcessingException, match=r"Cancelled by the user after \d+ of 24"):
         run_algorithm("classify_tiles", parameters, CancelAtFirstChunk())
     done = len(list((tmp_path / "job" / "chunks").glob("*.tif")))

@@ -33,21 +33,10 @@ from qgis_landcover.qgis_glue.settings import CACHE_DIR_SETTING
 from ..conftest import QGIS_PROCESS, qgis_process_json
 from ..core.models.test_download import ModelServer, serve, sha
 from ..core.models.test_resolve import contract_model
+from ..feedback import RecordingFeedback
 from ..onnx_models import contract_for
 
 Run = Callable[..., dict[str, Any]]
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    """Keeps the progress texts the algorithm sets."""
-
-    def __init__(self) -> None:
-        super().__init__()
-        self.texts: list[str] = []
-
-    def setProgressText(self, text: str) -> None:
-        self.texts.append(text)
-        super().setProgressText(text)
 
 
 server = pytest.fixture(serve, name="server")

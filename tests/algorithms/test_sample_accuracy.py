@@ -11,13 +11,14 @@ from typing import Any
 import numpy as np
 import pytest
 from osgeo import gdal, ogr, osr
-from qgis.core import QgsProcessingException, QgsProcessingFeedback, QgsVectorLayer
+from qgis.core import QgsProcessingException, QgsVectorLayer
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.algorithms.sample_accuracy import class_code
 from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
 
 from ..conftest import DATA
+from ..feedback import RecordingFeedback
 
 Run = Callable[..., dict[str, Any]]
 
@@ -136,16 +137,6 @@ def test_bad_points(run_algorithm: Run, tmp_path: Path) -> None:
             "sample_accuracy", {**base, "POINTS": str(decimals), "REFERENCE_FIELD": "class"}
         )
     assert not (tmp_path / "out").exists()
-
-
-class RecordingFeedback(QgsProcessingFeedback):
-    def __init__(self) -> None:
-        super().__init__()
-        self.warnings: list[str] = []
-
-    def pushWarning(self, warning: str) -> None:
-        self.warnings.append(warning)
-        super().pushWarning(warning)
 
 
 def test_map_class_without_points_is_a_warning_in_the_log(
