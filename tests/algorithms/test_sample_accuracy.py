@@ -10,7 +10,7 @@ from typing import Any
 
 import numpy as np
 import pytest
-from osgeo import gdal, ogr, osr
+from osgeo import gdal, ogr
 from qgis.core import QgsProcessingException, QgsVectorLayer
 from sklearn.metrics import confusion_matrix
 
@@ -19,11 +19,11 @@ from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
 
 from ..conftest import DATA
 from ..feedback import RecordingFeedback
+from ..vectors import write_pixel_points
 
 Run = Callable[..., dict[str, Any]]
 
 LABELS = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_labels.tif"
-X0, Y0 = 580000.0, 4100000.0  # upper-left corner of the mosaic, EPSG:26917, 1 m pixels
 
 
 def labels() -> np.ndarray:
@@ -35,25 +35,8 @@ def write_points(
     path: Path, rows: np.ndarray, cols: np.ndarray, values: list[Any], field_type: int
 ) -> Path:
     """Pixel centres of the mosaic as a GeoPackage in EPSG:4326 with field ``ref``."""
-    utm, geographic = osr.SpatialReference(), osr.SpatialReference()
-    utm.ImportFromEPSG(26917)
-    geographic.ImportFromEPSG(4326)
-    geographic.SetAxisMappingStrategy(osr.OAMS_TRADITIONAL_GIS_ORDER)
-    to_geographic = osr.CoordinateTransformation(utm, geographic)
-    source = ogr.GetDriverByName("GPKG").CreateDataSource(str(path))
-    layer = source.CreateLayer("points", geographic, ogr.wkbPoint)
-    layer.CreateField(ogr.FieldDefn("ref", field_type))
-    for row, col, value in zip(rows, cols, values, strict=True):
-        lon, lat, _ = to_geographic.TransformPoint(X0 + col + 0.5, Y0 - row - 0.5)
-        feature = ogr.Feature(layer.GetLayerDefn())
-        if value is not None:
-            feature.SetField("ref", value)
-        point = ogr.Geometry(ogr.wkbPoint)
-        point.AddPoint_2D(lon, lat)
-        feature.SetGeometry(point)
-        layer.CreateFeature(feature)
-    source = None
-    return path
+    pixels = zip(rows, cols, values, strict=True)
+    return write_pixel_points(path, LABELS, pixels, field_type, field="ref")
 
 
 def sample(per_class: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
@@ -110,7 +93,7 @@ def test_text_field_with_whole_numbers_and_a_memory_layer(
     points = write_points(
         tmp_path / "text.gpkg", rows, cols, [f" {v} " for v in truth], ogr.OFTString
     )
-    layer = QgsVectorLayer(f"{points}|layername=points", "points", "ogr")
+    layer = QgsVectorLayer(f"{points}|layername=labels", "points", "ogr")
     assert layer.isValid()
     results = run_algorithm(
         "sample_accuracy",
