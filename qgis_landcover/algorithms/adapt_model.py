@@ -20,16 +20,19 @@ from ..core.accuracy.reports import write_html
 from ..core.adaptation.adapt import AdaptOptions, adapt_model
 from ..core.adaptation.fit import MIN_LABELS_PER_CLASS
 from ..core.adaptation.report import adaptation_html
-from ..core.inference.image_source import Extent
 from ..core.models.contract import read_contract
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
 from ..qgis_glue.image_source import image_source
 from ..qgis_glue.labels import MAX_POINTS_PER_POLYGON, read_labels
-from ..qgis_glue.model_parameters import add_imagery_input, add_model_parameter, model_settings
+from ..qgis_glue.model_parameters import (
+    add_imagery_input,
+    add_model_parameter,
+    imagery_extent,
+    model_settings,
+)
 from ..qgis_glue.parameters import (
     add_html_report,
     check_no_overwrite,
-    extent_bounds,
     extent_parameter,
     feature_source,
     report_link,
@@ -160,7 +163,7 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
         raster = raster_input(self, parameters, self.INPUT, context)
         source = feature_source(self, parameters, self.LABELS, context)
         field_name = self.parameterAsString(parameters, self.CLASS_FIELD, context)
-        bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
+        extent = imagery_extent(self, parameters, context, raster)
         output = self.parameterAsFileOutput(parameters, self.OUTPUT_MODEL, context)
         html = self.parameterAsFileOutput(parameters, self.OUTPUT_REPORT, context)
         labels_layer = self.parameterAsVectorLayer(parameters, self.LABELS, context)
@@ -171,13 +174,13 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
                 f"'{field_name}' or no geometry."
             )
         # Resolved as named, no variant chosen: int8 variants cannot be adapted.
-        model = model_settings(self, parameters, context, feedback, choose_variant=False).model
+        settings = model_settings(self, parameters, context, feedback, choose_variant=False)
+        model = settings.model
         with core_errors():
             check_no_overwrite(
                 self,
                 [
-                    (self.INPUT, raster.source),
-                    (self.MODEL, str(model)),
+                    *settings.inputs(raster),
                     (self.LABELS, labels_layer.source() if labels_layer is not None else None),
                 ],
                 [(self.OUTPUT_MODEL, output, False), (self.OUTPUT_REPORT, html, False)],
@@ -187,8 +190,7 @@ class AdaptModelAlgorithm(LandcoverAlgorithm):
                 model,
                 labels.points,
                 output,
-                # Bounds in the layer's CRS: QGIS reprojected the extent to it.
-                extent=Extent(bounds) if bounds is not None else None,
+                extent=extent,
                 options=AdaptOptions(),
                 progress=FeedbackProgress(feedback),
             )

@@ -25,7 +25,6 @@ from qgis.core import (
 
 from ..core.inference.classified_output import OutputPaths, qml_path
 from ..core.inference.classify import classify
-from ..core.inference.image_source import Extent
 from ..core.inference.model_input import parse_value_range
 from ..core.inference.pipeline import ClassifyOptions
 from ..core.inference.tile_plan import MAX_OVERLAP_PERCENT
@@ -35,6 +34,7 @@ from ..qgis_glue.model_parameters import (
     add_imagery_input,
     add_model_parameter,
     device_parameter,
+    imagery_extent,
     model_settings,
     precision_parameter,
 )
@@ -43,7 +43,6 @@ from ..qgis_glue.parameters import (
     band_numbers,
     band_parameter,
     check_no_overwrite,
-    extent_bounds,
     extent_parameter,
     is_unset,
     number_parameter,
@@ -254,7 +253,7 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
     ) -> Results:
         raster = raster_input(self, parameters, self.INPUT, context)
         progress = FeedbackProgress(feedback)
-        bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
+        extent = imagery_extent(self, parameters, context, raster)
         with core_errors():
             input_range = parse_value_range(
                 self.parameterAsString(parameters, self.INPUT_RANGE, context)
@@ -281,11 +280,10 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             overviews=self.parameterAsBool(parameters, self.OVERVIEWS, context),
             input_range=input_range,
         )
-        model = settings.model
         with core_errors():
             check_no_overwrite(
                 self,
-                [(self.INPUT, raster.source), (self.MODEL, str(model))],
+                settings.inputs(raster),
                 [
                     (self.OUTPUT, output, True),
                     (self.OUTPUT_PROBABILITIES, probabilities, True),
@@ -294,10 +292,9 @@ class ClassifyAlgorithm(LandcoverAlgorithm):
             )
             result = classify(
                 image_source(raster, feedback),
-                model,
+                settings.model,
                 outputs,
-                # Bounds in the layer's CRS: QGIS reprojected the extent to it.
-                extent=Extent(bounds) if bounds is not None else None,
+                extent=extent,
                 bands=bands,
                 options=options,
                 progress=progress,

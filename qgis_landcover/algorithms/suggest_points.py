@@ -17,7 +17,6 @@ from qgis.core import (
 )
 from qgis.PyQt.QtCore import QMetaType
 
-from ..core.inference.image_source import Extent
 from ..core.inference.pipeline import ClassifyOptions
 from ..core.sampling.uncertainty import suggest_points
 from ..qgis_glue.feedback import FeedbackProgress, core_errors
@@ -26,6 +25,7 @@ from ..qgis_glue.model_parameters import (
     add_imagery_input,
     add_model_parameter,
     device_parameter,
+    imagery_extent,
     model_settings,
 )
 from ..qgis_glue.parameters import (
@@ -33,7 +33,6 @@ from ..qgis_glue.parameters import (
     band_numbers,
     band_parameter,
     check_no_overwrite,
-    extent_bounds,
     extent_parameter,
     number_parameter,
 )
@@ -162,24 +161,22 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         self, parameters: Parameters, context: QgsProcessingContext, feedback: QgsProcessingFeedback
     ) -> Results:
         raster = raster_input(self, parameters, self.INPUT, context)
-        bounds = extent_bounds(self, parameters, self.EXTENT, context, raster.crs)
+        extent = imagery_extent(self, parameters, context, raster)
         bands = band_numbers(self, parameters, self.BANDS, context)
         count = self.parameterAsInt(parameters, self.COUNT, context)
         distance = self.parameterAsDouble(parameters, self.MIN_DISTANCE, context)
         settings = model_settings(self, parameters, context, feedback)
-        model = settings.model
         with core_errors():
             check_no_overwrite(
                 self,
-                [(self.INPUT, raster.source), (self.MODEL, str(model))],
+                settings.inputs(raster),
                 [(self.OUTPUT, sink_destination(self, parameters, self.OUTPUT, context), False)],
             )
             result = suggest_points(
                 image_source(raster, feedback),
-                model,
+                settings.model,
                 count,
-                # Bounds in the layer's CRS: QGIS reprojected the extent to it.
-                extent=Extent(bounds) if bounds is not None else None,
+                extent=extent,
                 bands=bands,
                 min_distance=distance or None,
                 options=ClassifyOptions(device=settings.device, overviews=False),

@@ -17,14 +17,16 @@ from qgis.core import (
     QgsProcessingParameterFile,
 )
 
+from ..core.inference.image_source import Extent
 from ..core.inference.session import CPU, DEVICES, available_providers, provider_candidates
 from ..core.models.resolve import PRECISION_CHOICES
 from .feedback import core_errors
 from .model_resolution import resolve_model_in_qgis
-from .parameters import NamedEnumParameter, Parameters, enum_string, with_help
-from .raster_inputs import RasterFileParameter
+from .parameters import NamedEnumParameter, Parameters, enum_string, extent_bounds, with_help
+from .raster_inputs import RasterFileParameter, RasterInput
 
 INPUT = "INPUT"
+EXTENT = "EXTENT"
 MODEL = "MODEL"
 DEVICE = "DEVICE"
 PRECISION = "PRECISION"
@@ -65,6 +67,18 @@ def precision_parameter(help_text: str, name: str = PRECISION) -> NamedEnumParam
     )
 
 
+def imagery_extent(
+    algorithm: QgsProcessingAlgorithm,
+    parameters: Parameters,
+    context: QgsProcessingContext,
+    imagery: RasterInput,
+) -> Extent | None:
+    """``EXTENT`` as the core's extent in the imagery layer's CRS (QGIS reprojects the
+    extent to it), ``None`` when not set: the whole layer."""
+    bounds = extent_bounds(algorithm, parameters, EXTENT, context, imagery.crs)
+    return Extent(bounds) if bounds is not None else None
+
+
 @dataclass(frozen=True)
 class ModelSettings:
     """The model an algorithm runs and where.
@@ -76,6 +90,11 @@ class ModelSettings:
 
     model: Path
     device: str
+
+    def inputs(self, imagery: RasterInput) -> list[tuple[str, str]]:
+        """What the model run reads, as ``check_no_overwrite`` takes it: the imagery
+        (``INPUT``) and the model file (``MODEL``)."""
+        return [(INPUT, imagery.source), (MODEL, str(self.model))]
 
 
 def model_settings(

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 from qgis.core import (
+    QgsCoordinateReferenceSystem,
     QgsProcessingAlgorithm,
     QgsProcessingContext,
     QgsProcessingException,
@@ -21,8 +22,10 @@ from qgis.core import (
 
 from qgis_landcover.qgis_glue import model_parameters
 from qgis_landcover.qgis_glue.model_parameters import (
+    ModelSettings,
     add_model_parameter,
     device_parameter,
+    imagery_extent,
     model_settings,
     precision_parameter,
 )
@@ -33,6 +36,7 @@ from qgis_landcover.qgis_glue.parameters import (
     feature_source,
     number_parameter,
 )
+from qgis_landcover.qgis_glue.raster_inputs import RasterInput
 
 
 class ModelAlgorithm(QgsProcessingAlgorithm):
@@ -58,6 +62,7 @@ class ModelAlgorithm(QgsProcessingAlgorithm):
         if self.precision:
             add_advanced(self, [precision_parameter("The variant.")])
         self.addParameter(QgsProcessingParameterFeatureSource("POINTS", "Points", optional=True))
+        self.addParameter(extent_parameter("Optional."))
 
     def processAlgorithm(self, parameters: Any, context: Any, feedback: Any) -> dict[str, Any]:
         return {}
@@ -148,3 +153,21 @@ def test_feature_source_that_cannot_be_read_is_refused() -> None:
         feature_source(
             algorithm, {"POINTS": "/no/such/file.gpkg"}, "POINTS", QgsProcessingContext()
         )
+
+
+def test_imagery_extent_is_in_the_layer_crs_and_inputs_name_imagery_and_model() -> None:
+    algorithm = ModelAlgorithm()
+    algorithm.initAlgorithm()
+    imagery = RasterInput("/data/image.tif", QgsCoordinateReferenceSystem("EPSG:3857"))
+    context = QgsProcessingContext()
+    assert imagery_extent(algorithm, {}, context, imagery) is None  # the whole layer
+    # 1 degree east of Greenwich at the equator: 111319.49 m in web Mercator.
+    extent = imagery_extent(algorithm, {"EXTENT": "0,1,0,1 [EPSG:4326]"}, context, imagery)
+    assert extent is not None and extent.crs_wkt == ""  # the source's own CRS
+    assert extent.bounds[0] == pytest.approx(0.0, abs=1e-6)
+    assert extent.bounds[2] == pytest.approx(111319.49, abs=0.01)
+    settings = ModelSettings(Path("/models/unet.onnx"), "cpu")
+    assert settings.inputs(imagery) == [
+        ("INPUT", "/data/image.tif"),
+        ("MODEL", "/models/unet.onnx"),
+    ]
