@@ -1,9 +1,10 @@
 # SPDX-License-Identifier: GPL-2.0-or-later
 """The parameters of the algorithms that run a model (``landcover:classify``,
 ``classify_tiles``, ``suggest_points``, ``adapt_model``), declared and read one way: the
-imagery ``INPUT``, ``MODEL``, ``DEVICE`` and ``PRECISION``. Each algorithm passes the
-help text that says what the parameter means for it; names, labels, defaults and the
-way a model value is resolved (:func:`model_settings`) are the same everywhere."""
+imagery ``INPUT`` and its ``EXTENT``, ``MODEL``, ``DEVICE`` and ``PRECISION``. Each
+algorithm passes the help text that says what the parameter means for it; names, labels,
+defaults and the way a model value is resolved (:func:`model_settings`) are the same
+everywhere."""
 
 from __future__ import annotations
 
