@@ -68,6 +68,10 @@ def test_plugin_works_without_onnx_runtime(tmp_path: Path) -> None:
     found = json.loads(lines[0].removeprefix("RESULT "))
     assert found["onnxruntime"]  # it stayed unimportable throughout
     assert found["algorithms"] == sorted(cls().name() for cls in algorithm_classes())
+    # every algorithm that runs a model says so before its dialog opens
+    for name in ("classify_tiles", "adapt_model", "suggest_points"):
+        ok, other_message = found["can_execute"][name]
+        assert not ok and "onnxruntime" in other_message, name
     ok, message = found["can_execute"]["classify"]
     assert not ok
     for expected in (
@@ -79,7 +83,7 @@ def test_plugin_works_without_onnx_runtime(tmp_path: Path) -> None:
         "restart QGIS",
     ):
         assert expected in message, expected
-    for name in ("agreement", "sample_accuracy", "download_model"):
+    for name in ("agreement", "sample_accuracy", "download_model", "sample_design"):
         assert found["can_execute"][name] == [True, ""]
     assert found["agreement"] == 1.0
     assert found["downloaded"]

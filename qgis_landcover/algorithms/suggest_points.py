@@ -63,6 +63,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
     OUTPUT = "OUTPUT"
     POINTS = "POINTS"
 
+    NEEDS_ONNXRUNTIME = True
     TAGS = (
         "uncertainty",
         "margin",
