@@ -24,9 +24,15 @@ TEST_DATA = Path(__file__).resolve().parent / "data"
 QGIS_PROCESS = ROOT / "scripts" / "qgis_process"
 
 
-@pytest.fixture(scope="session")
+#: Python references to the providers the fixture registered: the registry owns the C++
+#: object, but without a Python reference the subclass's methods are lost with its wrapper.
+_REGISTERED_PROVIDERS: list[Any] = []
+
+
+@pytest.fixture
 def landcover_provider(qgis_processing: None) -> Any:
-    """The ``landcover`` provider, registered once in the session's processing registry."""
+    """The ``landcover`` provider of the session's processing registry, registered again
+    when a test removed it (per test, so no test depends on the order the files run in)."""
     from qgis.core import QgsApplication
 
     from qgis_landcover.provider import LandcoverProvider
@@ -36,6 +42,7 @@ def landcover_provider(qgis_processing: None) -> Any:
     if provider is None:
         provider = LandcoverProvider()
         assert registry.addProvider(provider)
+        _REGISTERED_PROVIDERS.append(provider)
     return provider
 
 

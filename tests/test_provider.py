@@ -131,7 +131,7 @@ def test_agreement_help_says_where_the_remap_example_goes(landcover_provider: An
 
 
 def test_plugin_class_factory_works_without_iface(qgis_processing: None) -> None:
-    # Last in this file: it removes the session's provider from the registry.
+    # It removes the session's provider; the landcover_provider fixture registers it again.
     import qgis_landcover
 
     plugin = qgis_landcover.classFactory(None)
