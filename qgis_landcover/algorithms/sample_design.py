@@ -110,7 +110,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         expected = with_help(
             QgsProcessingParameterString(
                 self.EXPECTED_USER_ACCURACY,
-                "Expected user's accuracies",
+                "Expected user's accuracy",
                 defaultValue=f"{DEFAULT_USERS_ACCURACY:g}",
             ),
             "The user's accuracy you expect for each class (0-1], which sets the sample "
@@ -122,7 +122,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         self.addParameter(
             number_parameter(
                 self.TARGET_STANDARD_ERROR,
-                "Target standard error of the overall accuracy",
+                "Target standard error",
                 "S(O), as a proportion: 0.01 gives a 95 % confidence interval of about ±2 "
                 "percentage points. Halving it quadruples the sample.",
                 integer=False,
@@ -156,7 +156,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         )
         size = number_parameter(
             self.SAMPLE_SIZE,
-            "Sample size (0: from the formula)",
+            "Sample size (0: formula)",
             "0: the size from the expected accuracies and the target standard error. A "
             "number: that many points (e.g. what the budget allows), allocated the same way.",
             integer=True,
@@ -190,7 +190,7 @@ class SampleDesignAlgorithm(LandcoverAlgorithm):
         self.addOutput(
             QgsProcessingOutputNumber(
                 self.EXPECTED_STANDARD_ERROR,
-                "Expected standard error of the overall accuracy",
+                "Expected standard error",
             )
         )
 

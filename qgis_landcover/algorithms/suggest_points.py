@@ -126,7 +126,7 @@ class SuggestPointsAlgorithm(LandcoverAlgorithm):
         self.addParameter(
             number_parameter(
                 self.MIN_DISTANCE,
-                "Minimum distance between points (layer units)",
+                "Minimum distance",
                 "In the layer's CRS units (metres for projected imagery). 0: half the spacing "
                 "of a square grid of the requested number of points over the extent.",
                 integer=False,

@@ -5,7 +5,9 @@ loop design -> fill the reference field -> ``landcover:sample_accuracy``."""
 from __future__ import annotations
 
 import json
+import re
 from collections.abc import Callable
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -13,6 +15,7 @@ import numpy as np
 import pytest
 from osgeo import gdal, ogr
 from qgis.core import QgsProcessingException
+from qgis.PyQt.QtCore import QUrl
 from sklearn.metrics import confusion_matrix
 
 from qgis_landcover.core.accuracy.area_estimation import area_adjusted_accuracy
@@ -144,3 +147,19 @@ def test_output_never_overwrites_the_input(run_algorithm: Run, tmp_path: Path) -
     with pytest.raises(QgsProcessingException, match=r"OUTPUT .* would overwrite"):
         design(run_algorithm, classified, INPUT=str(classified))
     assert classified.read_bytes() == before
+
+
+@pytest.mark.parametrize("name", ["sample_design", "suggest_points"])
+def test_help_page_names_every_parameter(landcover_provider: Any, name: str) -> None:
+    algorithm = landcover_provider.algorithm(name)
+    page = Path(QUrl(algorithm.helpUrl()).toLocalFile())
+    assert page.name == f"{name}.html" and page.is_file()
+    html = page.read_text(encoding="utf-8")
+    for definition in [*algorithm.parameterDefinitions(), *algorithm.outputDefinitions()]:
+        assert f"<code>{definition.name()}</code>" in html, definition.name()
+        assert escape(definition.description(), quote=False) in html, definition.description()
+        # The modeler draws about 24 characters of a label.
+        assert len(definition.description()) <= 24, definition.description()
+    for link in re.findall(r'href="([^"#:]+)"', html):
+        assert (page.parent / link).is_file(), link
+    assert f'href="{name}.html"' in (page.parent / "index.html").read_text(encoding="utf-8")
