@@ -38,8 +38,8 @@ def test_provider_is_registered_with_its_algorithms(landcover_provider: Any) -> 
 
 # -- what the desktop shows: search, help, icons, modeler names (issue 16) --------------
 
-OWN_ALGORITHMS = ("classify", "classify_tiles", "agreement", "sample_accuracy", "download_model")
-"""The algorithms whose help pages, icons and short names issue 16 asked for."""
+OWN_ALGORITHMS = tuple(sorted(cls.NAME for cls in algorithm_classes()))
+"""Every algorithm of the plugin: each has its help page, its icon and short names."""
 
 
 def toolbox_search(text: str) -> set[str]:
