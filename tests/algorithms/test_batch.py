@@ -7,6 +7,7 @@ optional outputs left empty arrive as ``QgsProcessingOutputLayerDefinition('')``
 
 from __future__ import annotations
 
+import inspect
 from collections.abc import Iterator
 from pathlib import Path
 from types import SimpleNamespace
@@ -82,7 +83,10 @@ def run_batch(algorithm_id: str, rows: list[dict[str, Any]], loaded: dict[str, A
         before = set(project.mapLayers())
         results, ok = algorithm.run(parameters, context, feedback)
         assert ok, feedback.errors
-        assert handleAlgorithmResults(algorithm, context, feedback, False, parameters)
+        if "showResults" in inspect.signature(handleAlgorithmResults).parameters:  # 3.22
+            assert handleAlgorithmResults(algorithm, context, feedback, False, parameters)
+        else:  # 3.40 and later: (alg, context, feedback, parameters)
+            assert handleAlgorithmResults(algorithm, context, feedback, parameters)
         assert not feedback.errors
         for layer_id in set(project.mapLayers()) - before:
             layer = project.mapLayer(layer_id)
@@ -93,7 +97,10 @@ def run_batch(algorithm_id: str, rows: list[dict[str, Any]], loaded: dict[str, A
     try:
         for number, row in enumerate(done):
             # QGIS 3.22 raised "addResult() missing ... 'timestamp'" here for HTML outputs.
-            BatchAlgorithmDialog.loadHTMLResults(dialog, row["results"], number)
+            # (renamed loadHtmlResults in later versions)
+            load_html = getattr(BatchAlgorithmDialog, "loadHTMLResults", None)
+            load_html = load_html or BatchAlgorithmDialog.loadHtmlResults
+            load_html(dialog, row["results"], number)
         BatchAlgorithmDialog.createSummaryTable(dialog, done, [])
     finally:
         del resultsList.results[listed:]
