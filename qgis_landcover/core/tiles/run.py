@@ -5,12 +5,22 @@
 same inputs, model and parameters are skipped), hands the others to an executor,
 records each result in the manifest as it arrives, and at the end writes the VRT over
 all classified chunks and the areas CSV, atomically.
+
+A re-run in the same output folder with another chunk size, extent or mask plans other
+chunks: the manifest rows of the chunks no longer planned are removed and their
+GeoTIFFs (with the sidecars GDAL and QGIS keep beside them) deleted from the job's
+chunks folder, as is the stale GeoTIFF of a planned chunk about to run again, so the
+folder, the manifest and the mosaic all describe the current plan
+(:func:`remove_unplanned`).
 """
 
 from __future__ import annotations
 
+import os
+import re
 import time
 from collections.abc import Sequence
+from contextlib import suppress
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,16 +28,18 @@ from osgeo import gdal
 
 from ..errors import CancelledError, InputError
 from ..files.atomic import atomic_output
+from ..files.inputs import files_read
+from ..files.temporary import with_sidecars
 from ..inference.classified_output import NODATA, class_palette, qml_path
 from ..models.contract import read_contract
 from ..progress import NullProgress, Progress, TimeEstimate
 from ..raster.writing import write_qml_paletted
 from ..units import format_duration
 from .areas import add_areas, area_lines, format_areas, write_areas_csv
-from .chunk_runner import DONE, ChunkResult
+from .chunk_runner import ChunkResult
 from .executor import ChunkExecutor
 from .job import Chunk, TilesJob, plan_chunks
-from .manifest import ChunkRecord, is_finished, open_manifest
+from .manifest import ChunkRecord, in_mosaic, is_finished, open_manifest
 
 gdal.UseExceptions()
 
@@ -85,7 +97,10 @@ def run_tiles_job(
         records = manifest.records()
         todo = [c for c in chunks if not is_finished(records.get(c.id), job, c)]
         skipped = len(chunks) - len(todo)
+        unplanned = sorted(set(records) - set(by_id))
+        manifest.remove(unplanned)
         manifest.add_pending(job, todo)
+        remove_unplanned(job, chunks, todo, unplanned, progress)
         progress.info(
             f"{len(chunks)} chunks of {job.chunk_size} px: {skipped} already done "
             f"(manifest {job.manifest_path.name}), {len(todo)} to run on "
@@ -110,7 +125,7 @@ def run_tiles_job(
     done_now = sum(1 for r in reported.values() if r.ok)
     failed = len(reported) - done_now
     pending = len(todo) - len(reported)
-    finished = [c for c in chunks if _done(records.get(c.id), c)]
+    finished = [c for c in chunks if in_mosaic(records.get(c.id), job, c)]
     mosaic = write_output_mosaic(job, finished) if finished else None
     areas_csv = write_job_areas(job, finished, records, progress) if finished else None
     result = TilesJobResult(
@@ -139,8 +154,75 @@ def run_tiles_job(
     return result
 
 
-def _done(record: ChunkRecord | None, chunk: Chunk) -> bool:
-    return record is not None and record.status == DONE and Path(chunk.output).is_file()
+CHUNK_FILE = re.compile(r"^(r\d+_c\d+)\.tif$")
+"""The name of a chunk's GeoTIFF in the chunks folder (:func:`~.job.plan_chunks`)."""
+
+
+def remove_unplanned(
+    job: TilesJob,
+    chunks: Sequence[Chunk],
+    todo: Sequence[Chunk],
+    unplanned: Sequence[str],
+    progress: Progress,
+) -> list[Path]:
+    """Delete the chunk GeoTIFFs that are not part of the current plan's result, with
+    their sidecars (``.aux.xml``, ``.ovr``, ``.msk``, ``.qml``), and log what went.
+
+    They are: the files of the ``unplanned`` chunk ids (rows of an earlier plan), any
+    other chunk-named file (``r{row}_c{col}.tif``) of an id not planned now, and the
+    existing file of each chunk in ``todo`` (from another plan, model or inputs: it
+    is rewritten when the chunk runs, and must not linger if the run is cancelled).
+    Only the job's own chunks folder is touched, only chunk-named files and their
+    sidecars, and never a file the job's inputs read (its input mosaic, recursively,
+    and its model; :func:`~..files.inputs.files_read`). Returns the deleted files.
+    """
+    if unplanned:
+        progress.info(
+            f"Removed the manifest rows of {len(unplanned)} chunks no longer planned "
+            "(another chunk size, extent or mask)."
+        )
+    folder = job.chunks_folder
+    planned = {chunk.id for chunk in chunks}
+    ids = set(unplanned) | {chunk.id for chunk in todo}
+    if folder.is_dir():
+        for path in folder.iterdir():
+            match = CHUNK_FILE.match(path.name)
+            if match and match.group(1) not in planned:
+                ids.add(match.group(1))
+    outputs = [folder / f"{chunk_id}.tif" for chunk_id in sorted(ids)]
+    candidates = [
+        path
+        for output in outputs
+        for path in (*with_sidecars(output), qml_path(output))
+        if path.is_file() or path.is_symlink()
+    ]
+    if not candidates:
+        return []
+    read = {
+        os.path.realpath(file.path)
+        for source in (job.mosaic, job.model)
+        for file in files_read(source)
+    }
+    removed, kept = [], []
+    for path in candidates:
+        if os.path.realpath(path) in read:
+            kept.append(path)
+            continue
+        with suppress(OSError):
+            path.unlink()
+        (kept if os.path.lexists(path) else removed).append(path)
+    if removed:
+        names = sorted(p.name for p in removed)
+        progress.info(
+            f"Deleted {len(removed)} stale chunk files (not planned now, or about to be "
+            f"redone) from {folder}: {', '.join(names[:10])}{' ...' if len(names) > 10 else ''}."
+        )
+    if kept:
+        progress.warning(
+            f"Kept {len(kept)} stale files in {folder} (an input reads them or they could "
+            f"not be deleted): {', '.join(p.name for p in kept[:10])}"
+        )
+    return removed
 
 
 def write_output_mosaic(job: TilesJob, chunks: Sequence[Chunk]) -> Path:

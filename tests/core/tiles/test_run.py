@@ -6,6 +6,7 @@ file, and the local process pool gives the same result as this process."""
 
 from __future__ import annotations
 
+import json
 import multiprocessing.spawn
 import os
 import signal
@@ -20,6 +21,7 @@ from qgis_landcover.core.errors import CancelledError, InputError
 from qgis_landcover.core.inference.classified_output import OutputPaths
 from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
+from qgis_landcover.core.inference.image_source import Extent
 from qgis_landcover.core.progress import NullProgress
 from qgis_landcover.core.raster.grid import Grid
 from qgis_landcover.core.tiles.chunk_runner import ChunkResult, run_chunk
@@ -385,3 +387,102 @@ def test_a_geographic_grid_over_many_latitudes_is_refused() -> None:
     with pytest.raises(InputError, match="span too many latitudes"):
         check_one_resolution(tall, 1.0)
     check_one_resolution(Grid(srs.ExportToWkt(), (-80.0, 1e-5, 0.0, 40.0, 0.0, -1e-5), 10, 10), 1.0)
+
+
+def chunk_files(ids: set[str]) -> set[str]:
+    """The files a job writes for chunks ``ids``: the GeoTIFF and the ``.aux.xml`` that
+    holds the class names (a COG has no place for them)."""
+    return {f"{i}.tif" for i in ids} | {f"{i}.tif.aux.xml" for i in ids}
+
+
+def mosaic_sources(vrt: Path) -> set[str]:
+    """The file names the job's output VRT reads (itself excluded)."""
+    return {Path(p).name for p in gdal.Open(str(vrt)).GetFileList() if Path(p) != vrt}
+
+
+def test_a_changed_chunk_size_redoes_everything_and_keeps_only_the_new_plan(
+    tmp_path: Path, tiles: list[Path], whole: Path, model: Path
+) -> None:
+    expected = one_raster(tmp_path, whole, model)
+    small = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
+    run_tiles_job(small, InProcessExecutor())
+    folder = small.chunks_folder
+    # Sidecars QGIS or GDAL may leave beside an old chunk, and files that are not chunks.
+    (folder / "r2_c3.tif.aux.xml").write_text("<PAMDataset/>")
+    (folder / "r2_c3.qml").write_text("<qgis/>")
+    (folder / "notes.txt").write_text("mine")
+    (folder / "r2_c3_backup.tif").write_bytes(b"mine")
+    (tmp_path / "job" / "r2_c3.tif").write_bytes(b"mine")  # beside, not in, the chunks folder
+
+    # 90 px chunks (12, r0_c0 .. r2_c3) become 180 px chunks (4, r0_c0 .. r1_c1): the
+    # reused ids were done under other parameters, so every chunk runs again.
+    large = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=200)
+    new_ids = {c.id for c in plan_chunks(large)}
+    assert large.chunk_size == 180 and new_ids == {"r0_c0", "r0_c1", "r1_c0", "r1_c1"}
+    assert json.loads(large.parameters_json())["chunk_size"] == 180
+    progress = NullProgress()
+    again = Recording()
+    result = run_tiles_job(large, again, progress)
+    assert sorted(again.given) == sorted(new_ids)
+    assert (result.chunks_done, result.chunks_skipped, result.chunks_total) == (4, 0, 4)
+    assert manifest_status(large.manifest_path) == dict.fromkeys(new_ids, "done")
+    assert {p.name for p in folder.iterdir()} == chunk_files(new_ids) | {
+        "notes.txt",
+        "r2_c3_backup.tif",
+    }
+    assert (tmp_path / "job" / "r2_c3.tif").read_bytes() == b"mine"
+    assert mosaic_sources(result.mosaic) == {f"{i}.tif" for i in new_ids}
+    np.testing.assert_array_equal(read(result.mosaic), expected)
+    assert any("rows of 8 chunks no longer planned" in m for m in progress.messages)
+    # 12 old chunks x (GeoTIFF + .aux.xml), and the style of r2_c3.
+    assert any("Deleted 25 stale chunk files" in m for m in progress.messages)
+
+    # Back to 90 px, cancelled after one chunk: the stale 180 px files of r0_c1, r1_c0
+    # and r1_c1 (done under the previous plan) must not pass for this plan's chunks.
+    with pytest.raises(CancelledError, match="after 1 of 12"):
+        run_tiles_job(small, Recording(), CancelAfter(1))
+    status = manifest_status(small.manifest_path)
+    done = {k for k, v in status.items() if v == "done"}
+    assert set(status) == {c.id for c in plan_chunks(small)} and len(done) == 1
+    assert {p.name for p in folder.iterdir()} == chunk_files(done) | {
+        "notes.txt",
+        "r2_c3_backup.tif",
+    }
+    assert mosaic_sources(small.output_mosaic) == {f"{i}.tif" for i in done}
+    windows = {c.id: c.window for c in plan_chunks(small)}
+    (name,) = done
+    window = windows[name]
+    mosaic = read(small.output_mosaic)
+    part = (
+        slice(window.row_off, window.row_off + window.height),
+        slice(window.col_off, window.col_off + window.width),
+    )
+    np.testing.assert_array_equal(mosaic[part], expected[part])
+    mosaic[part] = 0
+    assert not mosaic.any()  # nothing but the one chunk done under this plan
+    assert leftovers(tmp_path / "job") == []
+
+
+def test_a_smaller_extent_drops_the_chunks_outside_it(
+    tmp_path: Path, tiles: list[Path], whole: Path, model: Path
+) -> None:
+    full = build_job(tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK)
+    run_tiles_job(full, InProcessExecutor())
+    xmin, ymin, _, ymax = full.grid.bounds
+    left = Extent((xmin, ymin, xmin + 150, ymax), full.crs_wkt)
+    job = build_job(
+        tiles, model=model, output_folder=tmp_path / "job", chunk_size=CHUNK, extent=left
+    )
+    ids = {c.id for c in plan_chunks(job)}
+    assert job.grid.width == 150 and ids == {f"r{r}_c{c}" for r in range(3) for c in range(2)}
+    # Same grid origin and pixel size, so the same parameters: the left column of
+    # chunks is unchanged and skipped; the second column narrowed from 90 to 60 px
+    # under the same ids, and its footprint makes it run again.
+    redo = Recording()
+    result = run_tiles_job(job, redo)
+    assert sorted(redo.given) == ["r0_c1", "r1_c1", "r2_c1"]
+    assert (result.chunks_done, result.chunks_skipped) == (3, 3)
+    assert manifest_status(job.manifest_path) == dict.fromkeys(ids, "done")
+    assert {p.name for p in job.chunks_folder.iterdir()} == chunk_files(ids)
+    assert mosaic_sources(result.mosaic) == {f"{i}.tif" for i in ids}
+    np.testing.assert_array_equal(read(result.mosaic), one_raster(tmp_path, whole, model)[:, :150])
