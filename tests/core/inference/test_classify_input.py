@@ -20,51 +20,21 @@ from qgis_landcover.core.inference.classify import classify
 from qgis_landcover.core.inference.gdal_source import GdalImageSource
 from qgis_landcover.core.inference.model_input import FILL_CONTEXT, mirror_fill, neutral_values
 from qgis_landcover.core.inference.pipeline import ClassifyOptions
-from qgis_landcover.core.inference.session import clear_session_cache
 from qgis_landcover.core.progress import NullProgress
 
-from ...conftest import DATA
-from ...onnx_models import box_model, contract_for, pointwise_model, pointwise_reference
+from ...onnx_models import box_model, contract_for
 from ...rasters import write_with_alpha
+from .conftest import BIAS, MOSAIC, WEIGHTS, decided, read
+from .conftest import closed_form as pointwise_scores
 
-MOSAIC = DATA / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
-WEIGHTS = np.array(
-    [[1.0, -0.5, 0.0, 0.2], [-0.3, 1.0, -0.2, 0.1], [0.0, -0.4, 1.0, -0.1], [0.1, 0.0, -0.6, 0.5]]
-)
-BIAS = np.array([0.05, -0.02, 0.01, -0.04])
 WATER = 1  # the 2018 model's class value for water
 
 
-@pytest.fixture(autouse=True)
-def fresh_sessions() -> None:
-    clear_session_cache()
-
-
-def read(path: Path) -> np.ndarray:
-    return gdal.Open(str(path)).ReadAsArray()
-
-
-@pytest.fixture
-def naip(tmp_path: Path) -> Path:
-    """300 x 230 real 8-bit NAIP pixels (red, green, blue, nir)."""
-    target = tmp_path / "naip.tif"
-    gdal.Translate(str(target), str(MOSAIC), srcWin=[100, 60, 300, 230])
-    return target
-
-
-@pytest.fixture
-def model(tmp_path: Path) -> Path:
-    """Per-pixel scores ``W x / 255 + b``; the contract derives uint8 0-255 from 1/255."""
-    contract = contract_for(4, input_scale=1 / 255)
-    return pointwise_model(tmp_path / "pointwise.onnx", WEIGHTS, BIAS, contract=contract)
-
-
 def closed_form(image: np.ndarray, gap: float = 1e-4) -> tuple[np.ndarray, np.ndarray]:
-    """Classes of the pointwise model on 8-bit values and the pixels whose top two
-    scores differ by more than ``gap`` (float noise cannot flip them)."""
-    scores = pointwise_reference(image.astype(np.float64) / 255, WEIGHTS, BIAS)
-    top2 = np.sort(scores, axis=0)[-2:]
-    return scores.argmax(axis=0) + 1, (top2[1] - top2[0]) > gap
+    """Classes of the conftest's pointwise model on 8-bit values and the pixels whose top
+    two scores differ by more than ``gap`` (float noise cannot flip them)."""
+    scores = pointwise_scores(image, WEIGHTS, BIAS, 1 / 255)
+    return scores.argmax(axis=0) + 1, decided(scores, gap)
 
 
 # --------------------------------------------------------------------------- values
