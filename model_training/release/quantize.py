@@ -338,6 +338,16 @@ def agreement_share(first: Path, second: Path) -> float:
     return float(np.mean(a == b))
 
 
+def write_variant(model: Path, destination: Path, contract: ModelContract, card: str) -> None:
+    """Write ``model`` to ``destination`` with ``contract`` in its metadata and ``card``
+    beside it (``.md``); neither file is replaced unless both are complete."""
+    card_path = destination.with_suffix(".md")
+    with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
+        onnx_path.write_bytes(model.read_bytes())
+        write_metadata(onnx_path, contract)
+        card_tmp.write_text(card, encoding="utf-8")
+
+
 def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelContract:
     """Quantise ``source``, measure both precisions on the whole mosaic through the
     plugin, and write ``destination`` with its contract and card (and the card beside
@@ -359,11 +369,7 @@ def build(source: Path = FP32_MODEL, destination: Path = INT8_MODEL) -> ModelCon
         tiles = automatic_tiles({"fp32": source, "int8": quantized})
         card = int8_card(fp32, measured["fp32"], measured["int8"], agree, speed, tiles)
         contract = int8_contract(fp32, file_sha256(source), card, measured)
-        card_path = destination.with_suffix(".md")
-        with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
-            onnx_path.write_bytes(quantized.read_bytes())
-            write_metadata(onnx_path, contract)
-            card_tmp.write_text(card, encoding="utf-8")
+        write_variant(quantized, destination, contract, card)
     return contract
 
 
@@ -440,11 +446,7 @@ def build_fp16(source: Path = FP32_MODEL, destination: Path = FP16_MODEL) -> Mod
         measured = {name: Accuracy.of(run) for name, run in runs.items()}
         card = fp16_card(fp32, measured["fp32"], measured["fp16"], agree)
         contract = int8_contract(fp32, file_sha256(source), card, measured, "fp16")
-        card_path = destination.with_suffix(".md")
-        with atomic_output(destination) as onnx_path, atomic_output(card_path) as card_tmp:
-            onnx_path.write_bytes(converted.read_bytes())
-            write_metadata(onnx_path, contract)
-            card_tmp.write_text(card, encoding="utf-8")
+        write_variant(converted, destination, contract, card)
     return contract
 
 
