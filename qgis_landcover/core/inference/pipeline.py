@@ -145,6 +145,8 @@ class ClassifyResult:
         tiles_run: tiles the model ran on; tiles_skipped: tiles without valid pixels.
         seconds: wall time of the pipeline; model_seconds: time inside the model.
         warnings: warnings also sent to the progress receiver.
+        tile_size: the model input side used, pixels (chosen or requested);
+        batch_size: tiles per model call.
     """
 
     outputs: OutputPaths
@@ -156,6 +158,8 @@ class ClassifyResult:
     seconds: float
     model_seconds: float
     warnings: list[str] = field(default_factory=list)
+    tile_size: int = 0
+    batch_size: int = 0
 
 
 # --------------------------------------------------------------------------- batches
@@ -451,6 +455,8 @@ def run_pipeline(
         seconds=time.perf_counter() - started,
         model_seconds=model_seconds,
         warnings=warnings,
+        tile_size=plan.tile_size,
+        batch_size=batch_size,
     )
 
 

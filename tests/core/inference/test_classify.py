@@ -130,6 +130,7 @@ def test_tiles_and_blending_equal_one_piece_inference(tmp_path: Path, naip: Path
             GdalImageSource(naip), path, OutputPaths(out, probabilities=probs), options=options
         )
         assert result.tiles_run > 30  # really tiled (300 x 230 px in 38-px outputs)
+        assert (result.tile_size, result.batch_size) == (40, 3)  # as run, for the log
         got = read(out)
         np.testing.assert_array_equal(got[sure], expected[sure])
         shifted = reference - reference.max(axis=0)
