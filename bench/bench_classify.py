@@ -242,15 +242,23 @@ def worker_model_only(args: argparse.Namespace) -> dict[str, Any]:
     return {"tiles_per_second": tiles / seconds, "provider": session.provider}
 
 
-def run_worker(kind: str, **values: Any) -> dict[str, Any]:
-    """Run a worker in a fresh Python (its own peak RSS) and return its JSON."""
-    command = [sys.executable, __file__, "--worker", kind]
+def run_script_worker(script: str, *arguments: str, **values: Any) -> dict[str, Any]:
+    """Run ``script --worker ARGUMENTS --key value ...`` in a fresh Python (its own peak
+    RSS) and return the JSON of its last output line; the benchmarks' one way to
+    measure in a process of its own."""
+    command = [sys.executable, script, "--worker", *arguments]
     for key, value in values.items():
         command += [f"--{key.replace('_', '-')}", str(value)]
     completed = subprocess.run(command, capture_output=True, text=True, check=False)
     if completed.returncode != 0:
-        raise SystemExit(f"worker {kind} failed:\n{completed.stdout}\n{completed.stderr}")
+        name = " ".join([Path(script).name, *arguments])
+        raise SystemExit(f"worker {name} failed:\n{completed.stdout}\n{completed.stderr}")
     return json.loads(completed.stdout.strip().splitlines()[-1])
+
+
+def run_worker(kind: str, **values: Any) -> dict[str, Any]:
+    """Run this script's worker ``kind`` in a fresh Python and return its JSON."""
+    return run_script_worker(__file__, kind, **values)
 
 
 def main() -> int:

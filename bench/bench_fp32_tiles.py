@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import subprocess
 import sys
 import time
 from pathlib import Path
@@ -28,18 +27,12 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "bench"))
 
-MOSAIC = ROOT / "data" / "chesapeake_1m_patches" / "m_3708020_sw_17_1_2014_mosaic_naip.tif"
+from bench_classify import MOSAIC, peak_rss_mb, run_script_worker  # noqa: E402
+
 FP32 = ROOT / "qgis_landcover" / "models" / "azure_2018_unet.onnx"
 RSS_TARGET_MIB = 450e6 / 2**20
-
-
-def peak_rss_mib() -> float:
-    """This process's peak resident memory (VmHWM), MiB."""
-    for line in Path("/proc/self/status").read_text().splitlines():
-        if line.startswith("VmHWM:"):
-            return int(line.split()[1]) / 1024
-    return float("nan")
 
 
 def measure(tile: int, batch: int, seconds: float) -> dict[str, float]:
@@ -60,13 +53,11 @@ def measure(tile: int, batch: int, seconds: float) -> dict[str, float]:
         runs += 1
     elapsed = time.perf_counter() - start
     output_px = runs * batch * session.output_size(tile) ** 2
-    return {"mpx_s": output_px / elapsed / 1e6, "rss_mib": peak_rss_mib()}
+    return {"mpx_s": output_px / elapsed / 1e6, "rss_mib": peak_rss_mb()}
 
 
 def in_fresh_process(tile: int, batch: int, seconds: float) -> dict[str, float]:
-    command = [sys.executable, __file__, "--worker", f"{tile}x{batch}", "--seconds", str(seconds)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=True)
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_script_worker(__file__, f"{tile}x{batch}", seconds=seconds)
 
 
 def parse_setting(text: str) -> tuple[int, int]:

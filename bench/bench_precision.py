@@ -33,7 +33,6 @@ import argparse
 import dataclasses
 import json
 import os
-import subprocess
 import sys
 import tempfile
 import time
@@ -44,7 +43,7 @@ ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "bench"))
 
-from bench_classify import MOSAIC, build_vrt, peak_rss_mb  # noqa: E402
+from bench_classify import MOSAIC, build_vrt, peak_rss_mb, run_script_worker  # noqa: E402
 
 LABELS = MOSAIC.with_name(MOSAIC.name.replace("_naip.tif", "_labels.tif"))
 REFERENCE_REMAP = {5: 4, 6: 4}
@@ -244,13 +243,7 @@ def worker_classify(args: argparse.Namespace) -> dict[str, Any]:
 
 def run_worker(**values: Any) -> dict[str, Any]:
     """Run :func:`worker_classify` in a fresh Python (its own peak RSS); its JSON."""
-    command = [sys.executable, __file__, "--worker"]
-    for key, value in values.items():
-        command += [f"--{key.replace('_', '-')}", str(value)]
-    completed = subprocess.run(command, capture_output=True, text=True, check=False)
-    if completed.returncode != 0:
-        raise SystemExit(f"worker failed:\n{completed.stdout}\n{completed.stderr}")
-    return json.loads(completed.stdout.strip().splitlines()[-1])
+    return run_script_worker(__file__, **values)
 
 
 # --------------------------------------------------------------------------- main
