@@ -194,6 +194,7 @@ def worker_classify(args: argparse.Namespace) -> dict[str, Any]:
         "seconds": seconds,
         "model_seconds": result.model_seconds,
         "tiles": result.tiles_run,
+        "tile_size": result.tile_size,
         "provider": result.execution_provider,
         "peak_rss_mb": peak_rss_mb(),
     }
@@ -347,6 +348,15 @@ def main() -> int:
                 output=folder / f"out{side}.tif",
             )
             (folder / f"out{side}.tif").unlink(missing_ok=True)
+        # The pipeline chooses its tile size for the model (issue 13): time the model
+        # alone again on the tiles the large run used, and plan with what each run used.
+        used = runs[large]["tile_size"]
+        if used != plans[large].tile_size:
+            model_only = run_worker(
+                "model_only", **{**common, "tile_size": used}, extent=args.size,
+                model_tiles=args.model_tiles, model_seconds=args.model_seconds,
+            )  # fmt: skip
+        plans.update({side: tile_plan(model, side, run["tile_size"]) for side, run in runs.items()})
     big = runs[large]
     # The model alone on the tiles the extent needs (one plan, no stripe boundaries).
     needed = plans[large].tile_count
